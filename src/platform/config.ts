@@ -1,0 +1,44 @@
+/**
+ * All configuration, read in one place. Secrets (connection URLs may carry passwords) are
+ * `Redacted`, so logging the config never leaks them.
+ */
+import { Config, Context, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
+
+export const appConfig = Config.all({
+  databaseUrl: Config.redacted("DATABASE_URL"),
+  redisUrl: Config.redacted("REDIS_URL"),
+  kafkaBrokers: Config.array(Config.nonEmptyString(), "KAFKA_BROKERS"),
+  port: Config.port("PORT").pipe(Config.withDefault(5000)),
+  logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
+  dbPoolMax: Config.integer("DB_POOL_MAX").pipe(Config.withDefault(10)),
+  kafkaClientId: Config.string("KAFKA_CLIENT_ID").pipe(Config.withDefault("hashinsight")),
+})
+
+export type AppConfigShape = Config.Config.Success<typeof appConfig>
+
+export class AppConfig extends Context.Tag("AppConfig")<AppConfig, AppConfigShape>() {
+  static readonly layer = Layer.effect(AppConfig, appConfig)
+}
+
+/** A printable view of the config for start-up logs: secrets stay redacted. */
+export const describeConfig = (c: AppConfigShape) => ({
+  databaseUrl: redactUrl(Redacted.value(c.databaseUrl)),
+  redisUrl: redactUrl(Redacted.value(c.redisUrl)),
+  kafkaBrokers: c.kafkaBrokers.join(","),
+  port: c.port,
+  logLevel: c.logLevel.label,
+})
+
+const redactUrl = (url: string): string => {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = "***"
+    return u.toString()
+  } catch {
+    return "<unparseable url>"
+  }
+}
+
+/** Applies LOG_LEVEL to every effect run under it. */
+export const withConfiguredLogLevel = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.flatMap(AppConfig, (c) => self.pipe(Logger.withMinimumLogLevel(c.logLevel)))

@@ -1,0 +1,31 @@
+/**
+ * `it.effect` for bun:test: runs a scoped Effect with the platform layers provided, and on failure
+ * throws an error whose message is the pretty-printed Cause (so the test output shows why).
+ */
+import { test } from "bun:test"
+import { Cause, Effect, Exit, Layer, Logger, LogLevel, type Scope } from "effect"
+import { Outbox } from "../../src/engine/outbox.ts"
+import { PlatformLive } from "../../src/platform/layers.ts"
+
+export const TestLive = Layer.mergeAll(PlatformLive, Outbox.layer)
+export type TestServices = Layer.Layer.Success<typeof TestLive>
+
+export const runTest = async <A, E>(self: Effect.Effect<A, E, TestServices | Scope.Scope>): Promise<A> => {
+  const exit = await Effect.runPromiseExit(
+    self.pipe(
+      Effect.scoped,
+      Effect.provide(TestLive),
+      Logger.withMinimumLogLevel(process.env.TEST_LOG_LEVEL === "debug" ? LogLevel.Debug : LogLevel.Warning),
+    ),
+  )
+  if (Exit.isSuccess(exit)) return exit.value
+  throw new Error(Cause.pretty(exit.cause))
+}
+
+type Options = { readonly timeout?: number }
+
+export const effectTest = <A, E>(
+  name: string,
+  self: () => Effect.Effect<A, E, TestServices | Scope.Scope>,
+  options: Options = {},
+) => test(name, () => runTest(self()).then(() => undefined), options.timeout)
