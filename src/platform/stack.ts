@@ -7,7 +7,18 @@
  * synchronous process management.
  */
 import { spawn, spawnSync } from "node:child_process"
-import { chownSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
+import { createHash } from "node:crypto"
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs"
 import { createServer } from "node:net"
 import { join, resolve } from "node:path"
 
@@ -133,7 +144,24 @@ const pickPort = async (member: Member): Promise<number> => {
 
 // ---------------------------------------------------------------- PostgreSQL
 
-const pgDir = () => join(stackDir(), "postgres")
+/**
+ * PostgreSQL refuses to run as root, so as root the server runs as `postgres`, which must reach its
+ * data dir. When the project lives where `postgres` cannot traverse (e.g. a 0700 temp folder), the
+ * data goes to /var/tmp instead and `.stack/postgres` links to it.
+ */
+const pgDir = (): string => {
+  const local = join(stackDir(), "postgres")
+  if (existsSync(local)) return realpathSync(local)
+  mkdirSync(stackDir(), { recursive: true })
+  if (!isRoot || run("test", ["-x", stackDir()], { asPostgres: true }).ok) return local
+  const external = join(
+    "/var/tmp",
+    `hashinsight-stack-${createHash("sha1").update(stackDir()).digest("hex").slice(0, 12)}`,
+  )
+  mkdirSync(external, { recursive: true })
+  symlinkSync(external, local)
+  return external
+}
 const pgData = () => join(pgDir(), "data")
 const pgPidFile = () => join(pgData(), "postmaster.pid")
 

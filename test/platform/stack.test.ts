@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { spawnSync } from "node:child_process"
-import { mkdirSync, rmSync } from "node:fs"
+import { mkdirSync, realpathSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { pidAlive as alive, projectRoot } from "../../src/platform/stack.ts"
 import { uniqueId } from "../support/ids.ts"
@@ -31,14 +31,17 @@ const stack = (args: Array<string>, extra: Record<string, string> = {}) => {
 const status = (extra: Record<string, string> = {}): Record<string, number> =>
   JSON.parse(stack(["status"], extra).out)
 
-/** Processes whose command line mentions the throwaway stack folder. */
-const strays = () =>
-  spawnSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
+/** Processes whose command line mentions the throwaway stack folder (or where its PostgreSQL data lives). */
+const strays = () => {
+  const places = [dir, realpathSync(join(dir, "postgres"))]
+  return spawnSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
     .stdout.split("\n")
-    .filter((l) => l.includes(dir) && !l.includes("ps -eo"))
+    .filter((l) => places.some((p) => l.includes(p)) && !l.includes("ps -eo"))
+}
 
 afterAll(() => {
   stack(["down"])
+  rmSync(realpathSync(join(dir, "postgres")), { recursive: true, force: true })
   rmSync(dir, { recursive: true, force: true })
 })
 
