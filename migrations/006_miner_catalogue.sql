@@ -1,0 +1,61 @@
+-- Global catalogue of ASIC miner models with their published nameplate specs (not tenant data,
+-- so no RLS). hashrate_ths is in TH/s for every algorithm (Scrypt miners rate in GH/s: 9.5 GH/s is
+-- 0.0095 TH/s), so efficiency_j_per_th stays power / hashrate in one unit and cannot drift from them.
+CREATE TABLE IF NOT EXISTS miner_models (
+  id text PRIMARY KEY CHECK (id ~ '^[a-z0-9]+(-[a-z0-9]+)*$'),
+  vendor text NOT NULL,
+  model text NOT NULL,
+  algorithm text NOT NULL,
+  hashrate_ths numeric NOT NULL CHECK (hashrate_ths > 0),
+  power_w numeric NOT NULL CHECK (power_w > 0),
+  efficiency_j_per_th numeric GENERATED ALWAYS AS (round(power_w / hashrate_ths, 2)) STORED,
+  release_year integer NOT NULL CHECK (release_year BETWEEN 2009 AND 2100),
+  UNIQUE (vendor, model)
+);
+
+INSERT INTO miner_models (id, vendor, model, algorithm, hashrate_ths, power_w, release_year) VALUES
+  ('antminer-s9',                 'Bitmain', 'Antminer S9',           'SHA-256',     13.5, 1323, 2016),
+  ('antminer-s17-pro',            'Bitmain', 'Antminer S17 Pro',      'SHA-256',       53, 2094, 2019),
+  ('antminer-t19',                'Bitmain', 'Antminer T19',          'SHA-256',       84, 3150, 2020),
+  ('antminer-s19',                'Bitmain', 'Antminer S19',          'SHA-256',       95, 3250, 2020),
+  ('antminer-s19-pro',            'Bitmain', 'Antminer S19 Pro',      'SHA-256',      110, 3250, 2020),
+  ('antminer-s19j',               'Bitmain', 'Antminer S19j',         'SHA-256',       90, 3100, 2021),
+  ('antminer-s19j-pro',           'Bitmain', 'Antminer S19j Pro',     'SHA-256',      100, 3050, 2021),
+  ('antminer-s19j-pro-plus',      'Bitmain', 'Antminer S19j Pro+',    'SHA-256',      122, 3355, 2022),
+  ('antminer-s19-xp',             'Bitmain', 'Antminer S19 XP',       'SHA-256',      140, 3010, 2022),
+  ('antminer-s19-xp-hyd',         'Bitmain', 'Antminer S19 XP Hyd',   'SHA-256',      255, 5304, 2022),
+  ('antminer-s19-pro-plus-hyd',   'Bitmain', 'Antminer S19 Pro+ Hyd', 'SHA-256',      198, 5445, 2022),
+  ('antminer-s19k-pro',           'Bitmain', 'Antminer S19k Pro',     'SHA-256',      120, 2760, 2023),
+  ('antminer-s21',                'Bitmain', 'Antminer S21',          'SHA-256',      200, 3500, 2023),
+  ('antminer-s21-hyd',            'Bitmain', 'Antminer S21 Hyd',      'SHA-256',      335, 5360, 2023),
+  ('antminer-t21',                'Bitmain', 'Antminer T21',          'SHA-256',      190, 3610, 2023),
+  ('antminer-s21-plus',           'Bitmain', 'Antminer S21+',         'SHA-256',      216, 3564, 2024),
+  ('antminer-s21-pro',            'Bitmain', 'Antminer S21 Pro',      'SHA-256',      234, 3510, 2024),
+  ('antminer-s21-xp',             'Bitmain', 'Antminer S21 XP',       'SHA-256',      270, 3645, 2024),
+  ('antminer-s21-xp-hyd',         'Bitmain', 'Antminer S21 XP Hyd',   'SHA-256',      473, 5676, 2024),
+  ('whatsminer-m30s',             'MicroBT', 'Whatsminer M30S',       'SHA-256',       88, 3344, 2020),
+  ('whatsminer-m30s-plus',        'MicroBT', 'Whatsminer M30S+',      'SHA-256',      100, 3400, 2020),
+  ('whatsminer-m30s-plus-plus',   'MicroBT', 'Whatsminer M30S++',     'SHA-256',      112, 3472, 2020),
+  ('whatsminer-m31s-plus',        'MicroBT', 'Whatsminer M31S+',      'SHA-256',       80, 3360, 2020),
+  ('whatsminer-m50',              'MicroBT', 'Whatsminer M50',        'SHA-256',      118, 3304, 2022),
+  ('whatsminer-m50s',             'MicroBT', 'Whatsminer M50S',       'SHA-256',      126, 3276, 2022),
+  ('whatsminer-m53s',             'MicroBT', 'Whatsminer M53S',       'SHA-256',      260, 6760, 2022),
+  ('whatsminer-m56s',             'MicroBT', 'Whatsminer M56S',       'SHA-256',      212, 5512, 2022),
+  ('whatsminer-m50s-plus-plus',   'MicroBT', 'Whatsminer M50S++',     'SHA-256',      150, 3300, 2023),
+  ('whatsminer-m60',              'MicroBT', 'Whatsminer M60',        'SHA-256',      172, 3422, 2023),
+  ('whatsminer-m60s',             'MicroBT', 'Whatsminer M60S',       'SHA-256',      186, 3441, 2023),
+  ('whatsminer-m63s',             'MicroBT', 'Whatsminer M63S',       'SHA-256',      390, 7215, 2023),
+  ('whatsminer-m66s',             'MicroBT', 'Whatsminer M66S',       'SHA-256',      298, 5513, 2023),
+  ('avalon-a1166-pro',            'Canaan',  'Avalon A1166 Pro',      'SHA-256',       81, 3400, 2020),
+  ('avalon-a1246',                'Canaan',  'Avalon A1246',          'SHA-256',       90, 3420, 2021),
+  ('avalon-a1346',                'Canaan',  'Avalon A1346',          'SHA-256',      110, 3300, 2023),
+  ('avalon-a1366',                'Canaan',  'Avalon A1366',          'SHA-256',      130, 3250, 2023),
+  ('avalon-a1466',                'Canaan',  'Avalon A1466',          'SHA-256',      150, 3230, 2024),
+  ('avalon-a1566',                'Canaan',  'Avalon A1566',          'SHA-256',      185, 3420, 2024),
+  ('antminer-l7',                 'Bitmain', 'Antminer L7',           'Scrypt',    0.0095, 3425, 2021),
+  ('antminer-l9',                 'Bitmain', 'Antminer L9',           'Scrypt',     0.016, 3360, 2024),
+  ('antminer-ks3',                'Bitmain', 'Antminer KS3',          'kHeavyHash',   9.4, 3500, 2023),
+  ('iceriver-ks3',                'IceRiver', 'IceRiver KS3',         'kHeavyHash',     8, 3200, 2023)
+ON CONFLICT (id) DO NOTHING;
+
+GRANT SELECT ON miner_models TO hashinsight_app, hashinsight_ops;
