@@ -1,0 +1,18 @@
+# One image for every platform process: api, relay and the consumer groups differ only by command.
+FROM oven/bun:1.4.5-slim AS base
+WORKDIR /app
+ENV NODE_ENV=production NODE_NO_WARNINGS=1
+
+FROM base AS deps
+COPY package.json package-lock.json bunfig.toml ./
+RUN bun install --production --ignore-scripts
+
+FROM base
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json bunfig.toml tsconfig.json ./
+COPY src ./src
+COPY migrations ./migrations
+COPY connectors ./connectors
+USER bun
+EXPOSE 5000
+CMD ["bun", "src/bin/services.ts"]
