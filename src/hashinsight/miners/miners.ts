@@ -1,0 +1,96 @@
+/**
+ * Miner holdings. Every method runs in the caller's tenant transaction (`withTenant`), so RLS
+ * scopes what it reads and writes; `add` appends `MinerAdded` to the outbox in that same
+ * transaction, so the row and its event commit together.
+ */
+import { SqlClient, type SqlError } from "@effect/sql"
+import { Context, Effect, Layer, Option } from "effect"
+import { Outbox } from "../../engine/outbox.ts"
+import { UnknownModel } from "../../http/problem.ts"
+import { minerTopic } from "../topics.ts"
+import type { AddMiner, Miner } from "./schema.ts"
+
+const listLimit = 500
+
+interface MinerRow {
+  readonly id: string
+  readonly userId: string
+  readonly modelId: string
+  readonly count: number
+  readonly site: string
+  readonly powerPriceUsdPerKwh: number
+  readonly status: string
+  readonly createdAt: Date
+}
+
+const columns = (sql: SqlClient.SqlClient) =>
+  sql.literal(`id, user_id AS "userId", model_id AS "modelId", count, site,
+    power_price_usd_per_kwh::float8 AS "powerPriceUsdPerKwh", status, created_at AS "createdAt"`)
+
+const isForeignKeyViolation = (e: SqlError.SqlError) =>
+  (e.cause as { code?: string } | undefined)?.code === "23503"
+
+export class Miners extends Context.Tag("Miners")<
+  Miners,
+  {
+    readonly add: (
+      tenantId: string,
+      input: AddMiner,
+    ) => Effect.Effect<Miner, UnknownModel | SqlError.SqlError, SqlClient.SqlClient>
+    readonly get: (id: string) => Effect.Effect<Option.Option<Miner>, SqlError.SqlError, SqlClient.SqlClient>
+    readonly list: (
+      userId: string | undefined,
+    ) => Effect.Effect<ReadonlyArray<Miner>, SqlError.SqlError, SqlClient.SqlClient>
+  }
+>() {
+  static readonly layer = Layer.effect(
+    Miners,
+    Effect.gen(function* () {
+      const outbox = yield* Outbox
+      const add = Effect.fn("Miners.add")(function* (tenantId: string, input: AddMiner) {
+        const sql = yield* SqlClient.SqlClient
+        const id = Bun.randomUUIDv7()
+        const [row] = yield* sql<MinerRow>`
+          INSERT INTO miners (id, tenant_id, user_id, model_id, count, site, power_price_usd_per_kwh)
+          VALUES (${id}, ${tenantId}, ${input.userId}, ${input.modelId}, ${input.count}, ${input.site},
+                  ${input.powerPriceUsdPerKwh})
+          RETURNING ${columns(sql)}`.pipe(
+          Effect.catchIf(isForeignKeyViolation, () =>
+            Effect.fail(new UnknownModel({ detail: `no miner model '${input.modelId}' in the catalogue` })),
+          ),
+        )
+        const miner = row as MinerRow
+        yield* outbox
+          .append(minerTopic, [
+            {
+              type: "MinerAdded",
+              aggregateId: id,
+              tenantId,
+              payload: {
+                minerId: id,
+                userId: miner.userId,
+                modelId: miner.modelId,
+                count: miner.count,
+                site: miner.site,
+                powerPriceUsdPerKwh: miner.powerPriceUsdPerKwh,
+              },
+            },
+          ])
+          .pipe(Effect.catchTags({ OutboxOutsideTransaction: Effect.die, ParseError: Effect.die }))
+        return miner
+      })
+      const get = Effect.fn("Miners.get")(function* (id: string) {
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql<MinerRow>`SELECT ${columns(sql)} FROM miners WHERE id = ${id}`
+        return Option.fromNullable(rows[0])
+      })
+      const list = Effect.fn("Miners.list")(function* (userId: string | undefined) {
+        const sql = yield* SqlClient.SqlClient
+        const byUser = userId === undefined ? sql`` : sql`WHERE user_id = ${userId}`
+        return yield* sql<MinerRow>`SELECT ${columns(sql)} FROM miners ${byUser}
+          ORDER BY created_at, id LIMIT ${listLimit}`
+      })
+      return Miners.of({ add, get, list })
+    }),
+  )
+}

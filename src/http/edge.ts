@@ -1,0 +1,89 @@
+/**
+ * The edge every request passes: rejects bodies that are too large or not JSON before any route
+ * runs, and turns whatever a route fails with into a problem document — Effect's schema errors
+ * become 400 `validation`, unknown routes 404, unparseable JSON 400, anything unexpected a logged
+ * 500. Nothing leaves the API as anything but a response.
+ */
+import { HttpApiBuilder, HttpApiError, HttpServerRequest } from "@effect/platform"
+import { RequestError, RouteNotFound } from "@effect/platform/HttpServerError"
+import { Cause, Effect, Option } from "effect"
+import {
+  InternalProblem,
+  isProblem,
+  MalformedBody,
+  NotFound,
+  PayloadTooLarge,
+  type Problem,
+  problemResponse,
+  UnsupportedMediaType,
+  ValidationProblem,
+} from "./problem.ts"
+
+export const maxBodyBytes = 64 * 1024
+const bodyMethods = new Set(["POST", "PUT", "PATCH"])
+
+const isJson = (contentType: string) => /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType.trim())
+
+const checkBody = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Option.Option<Problem>> =>
+  Effect.gen(function* () {
+    if (!bodyMethods.has(request.method)) return Option.none()
+    const declared = Number(request.headers["content-length"] ?? "0")
+    if (declared > maxBodyBytes) return Option.some(tooLarge())
+    const contentType = request.headers["content-type"]
+    if (contentType !== undefined && !isJson(contentType)) {
+      return Option.some(
+        new UnsupportedMediaType({ detail: `expected application/json, got ${contentType}` }),
+      )
+    }
+    // Chunked bodies carry no length up front: measure what was read.
+    const text = yield* Effect.orElseSucceed(request.text, () => "")
+    if (Buffer.byteLength(text) > maxBodyBytes) return Option.some(tooLarge())
+    return Option.none()
+  })
+
+const tooLarge = () => new PayloadTooLarge({ detail: `request bodies are limited to ${maxBodyBytes} bytes` })
+
+const toProblem = (cause: Cause.Cause<unknown>): Option.Option<Problem> => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const e = failure.value
+    if (isProblem(e)) return Option.some(e)
+    if (e instanceof HttpApiError.HttpApiDecodeError) {
+      return Option.some(
+        new ValidationProblem({
+          detail: e.message,
+          errors: e.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message })),
+        }),
+      )
+    }
+    if (e instanceof RouteNotFound) return Option.some(new NotFound({ detail: "no such route" }))
+    if (e instanceof RequestError)
+      return Option.some(new MalformedBody({ detail: "the request body could not be read" }))
+  }
+  const defect = Cause.dieOption(cause)
+  if (Option.isSome(defect) && defect.value instanceof RequestError && defect.value.reason === "Decode") {
+    return Option.some(new MalformedBody({ detail: "the request body is not valid JSON" }))
+  }
+  return Option.none()
+}
+
+export const ProblemEdge = HttpApiBuilder.middleware((app) =>
+  Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const rejected = yield* checkBody(request)
+    if (Option.isSome(rejected)) return problemResponse(rejected.value)
+    return yield* app
+  }).pipe(
+    Effect.catchAllCause((cause) => {
+      if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+      return Option.match(toProblem(cause), {
+        onSome: (problem) => Effect.succeed(problemResponse(problem)),
+        onNone: () =>
+          Effect.as(
+            Effect.logError("unhandled error in a route", cause),
+            problemResponse(new InternalProblem({ detail: "unexpected error" })),
+          ),
+      })
+    }),
+  ),
+)

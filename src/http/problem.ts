@@ -1,0 +1,126 @@
+/**
+ * Errors at the HTTP edge as RFC 9457 problem documents (`application/problem+json`). Each problem
+ * is a `Schema.TaggedError` whose encoded form is the document itself, with a stable `type` URI, so
+ * the OpenAPI document, the handlers and the bytes on the wire come from one Schema.
+ */
+import { HttpApiSchema, HttpServerResponse } from "@effect/platform"
+import { Schema } from "effect"
+
+export const problemBase = "https://hashinsight.dev/problems"
+export const problemContentType = "application/problem+json"
+
+const problemFields = <const Slug extends string, const Status extends number>(
+  slug: Slug,
+  status: Status,
+  title: string,
+) => ({
+  type: Schema.Literal(`${problemBase}/${slug}` as const).pipe(
+    Schema.propertySignature,
+    Schema.withConstructorDefault(() => `${problemBase}/${slug}` as const),
+  ),
+  title: Schema.String.pipe(
+    Schema.propertySignature,
+    Schema.withConstructorDefault(() => title),
+  ),
+  status: Schema.Literal(status).pipe(
+    Schema.propertySignature,
+    Schema.withConstructorDefault(() => status),
+  ),
+  detail: Schema.String,
+})
+
+const asProblem = <A>(status: number, description: string): Schema.Annotations.Schema<A> => ({
+  ...HttpApiSchema.annotations<A>({ status, description }),
+  [HttpApiSchema.AnnotationEncoding]: { kind: "Json", contentType: problemContentType },
+})
+
+export const FieldIssue = Schema.Struct({ path: Schema.String, message: Schema.String })
+
+export class ValidationProblem extends Schema.TaggedError<ValidationProblem>()(
+  "ValidationProblem",
+  { ...problemFields("validation", 400, "Request validation failed"), errors: Schema.Array(FieldIssue) },
+  asProblem(400, "The request's parameters, headers or body do not match the schema"),
+) {}
+
+export class MalformedBody extends Schema.TaggedError<MalformedBody>()(
+  "MalformedBody",
+  problemFields("malformed-body", 400, "Request body is not valid JSON"),
+  asProblem(400, "The request body could not be parsed as JSON"),
+) {}
+
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
+  "Unauthorized",
+  problemFields("unauthorized", 401, "Missing or invalid API key"),
+  asProblem(401, "No valid `Authorization: Bearer <api key>` header"),
+) {}
+
+export class NotFound extends Schema.TaggedError<NotFound>()(
+  "NotFound",
+  problemFields("not-found", 404, "Not found"),
+  asProblem(404, "No such route"),
+) {}
+
+export class IdempotencyInFlight extends Schema.TaggedError<IdempotencyInFlight>()(
+  "IdempotencyInFlight",
+  problemFields("idempotency-in-flight", 409, "A request with this Idempotency-Key is still in flight"),
+  asProblem(409, "The first request with this Idempotency-Key has not finished; retry later"),
+) {}
+
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
+  "PayloadTooLarge",
+  problemFields("payload-too-large", 413, "Request body too large"),
+  asProblem(413, "The request body exceeds the size limit"),
+) {}
+
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  problemFields("unsupported-media-type", 415, "Unsupported media type"),
+  asProblem(415, "Request bodies must be application/json"),
+) {}
+
+export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()(
+  "IdempotencyKeyReused",
+  problemFields("idempotency-key-reused", 422, "Idempotency-Key reused with a different request"),
+  asProblem(422, "This Idempotency-Key was used for a different request (method, path or body)"),
+) {}
+
+export class UnknownModel extends Schema.TaggedError<UnknownModel>()(
+  "UnknownModel",
+  problemFields("unknown-model", 422, "Unknown miner model"),
+  asProblem(422, "`modelId` is not in the miner model catalogue"),
+) {}
+
+export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
+  "ServiceUnavailable",
+  problemFields("unavailable", 503, "Service temporarily unavailable"),
+  asProblem(503, "A backing store is unavailable; nothing was executed, retry later"),
+) {}
+
+export class InternalProblem extends Schema.TaggedError<InternalProblem>()(
+  "InternalProblem",
+  problemFields("internal", 500, "Internal server error"),
+  asProblem(500, "An unexpected error; it has been logged"),
+) {}
+
+export const Problem = Schema.Union(
+  ValidationProblem,
+  MalformedBody,
+  Unauthorized,
+  NotFound,
+  IdempotencyInFlight,
+  PayloadTooLarge,
+  UnsupportedMediaType,
+  IdempotencyKeyReused,
+  UnknownModel,
+  ServiceUnavailable,
+  InternalProblem,
+)
+export type Problem = typeof Problem.Type
+
+export const isProblem = Schema.is(Problem)
+
+/** The problem document as JSON text: what is sent and what an idempotency record stores. */
+export const problemBody = (problem: Problem): string => JSON.stringify(Schema.encodeSync(Problem)(problem))
+
+export const problemResponse = (problem: Problem) =>
+  HttpServerResponse.text(problemBody(problem), { status: problem.status, contentType: problemContentType })

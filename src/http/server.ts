@@ -1,0 +1,39 @@
+/**
+ * The API served on Bun: routes, `/openapi.json`, `/docs`, the problem edge and the idempotency
+ * store, as one Layer that needs only the database (`SqlClient`) and the `Outbox`. `bun run api`
+ * serves it alone; `bun run services` runs the same Layer in-process next to the relay and consumers.
+ */
+import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
+import { BunHttpServer } from "@effect/platform-bun"
+import { Effect, Layer } from "effect"
+import { MinersLive } from "../hashinsight/miners/handlers.ts"
+import { AppConfig } from "../platform/config.ts"
+import { HashInsightApi } from "./api.ts"
+import { Authentication } from "./authentication.ts"
+import { maxBodyBytes, ProblemEdge } from "./edge.ts"
+import { IdempotencyStore } from "./idempotency.ts"
+
+/** The API's routes and their services, without a server: for `serve` or a web handler. */
+export const ApiRoutes = HttpApiBuilder.api(HashInsightApi).pipe(
+  Layer.provide(MinersLive),
+  Layer.provide(Authentication.layer),
+  Layer.provideMerge(IdempotencyStore.layer),
+)
+
+/** Serves the API on `port` (0 = any free port; the bound address is logged). */
+export const makeServer = (port: number) =>
+  HttpApiBuilder.serve().pipe(
+    Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+    Layer.provide(ProblemEdge),
+    Layer.provide(IdempotencyStore.purgeLoop),
+    Layer.provide(ApiRoutes),
+    HttpServer.withLogAddress,
+    // Bun's own limit backs up the edge's for bodies that arrive without a Content-Length.
+    Layer.provide(
+      BunHttpServer.layer({ port, hostname: "127.0.0.1", maxRequestBodySize: 16 * maxBodyBytes }),
+    ),
+  )
+
+/** The API on the configured `PORT`. */
+export const ApiLive = Layer.unwrapEffect(Effect.map(AppConfig, (c) => makeServer(c.port)))
