@@ -1,0 +1,19 @@
+/**
+ * `bun run dlq stats|list|show <id>|replay` — the DLQ operator CLI. Bad arguments print the usage
+ * and exit 2 (scripts can tell them from a failed operation, which exits 1 with one line).
+ */
+import { ValidationError } from "@effect/cli"
+import { BunContext } from "@effect/platform-bun"
+import { Console, Effect, Layer } from "effect"
+import { dlqCli, usage } from "../ops/dlq/cli.ts"
+import { AppConfig } from "../platform/config.ts"
+import { runMain } from "./main.ts"
+
+runMain(
+  dlqCli(process.argv).pipe(
+    Effect.catchIf(ValidationError.isValidationError, () =>
+      Console.error(usage).pipe(Effect.zipRight(Effect.sync(() => (process.exitCode = 2)))),
+    ),
+  ),
+  Layer.merge(AppConfig.layer, BunContext.layer),
+)

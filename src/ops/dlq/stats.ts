@@ -1,0 +1,99 @@
+/**
+ * `dlq stats`: the backlog by topic, consumer group and error tag with its replay states, the age
+ * of the oldest pending entry, and the DLQ rate over a window — entries dead-lettered per event
+ * processed (an `event_inbox` row is written exactly when a group processed an event).
+ */
+import { SqlClient, type SqlError } from "@effect/sql"
+import { Context, Effect, Layer } from "effect"
+
+export interface StatusCounts {
+  readonly total: number
+  readonly pending: number
+  readonly replaying: number
+  readonly replayed: number
+  readonly failed: number
+}
+
+export interface BreakdownRow extends StatusCounts {
+  readonly topic: string
+  readonly consumerGroup: string
+  readonly errorTag: string
+}
+
+export interface GroupRate {
+  readonly consumerGroup: string
+  readonly dlq: number
+  readonly processed: number
+  /** dlq / processed; null when nothing was processed in the window. */
+  readonly rate: number | null
+}
+
+export interface DlqStatsReport {
+  readonly windowHours: number
+  readonly totals: StatusCounts
+  readonly oldestPendingSeconds: number | null
+  readonly breakdown: ReadonlyArray<BreakdownRow>
+  readonly window: Omit<GroupRate, "consumerGroup">
+  readonly windowByGroup: ReadonlyArray<GroupRate>
+}
+
+const rateOf = (dlq: number, processed: number) => (processed > 0 ? dlq / processed : null)
+
+const sumCounts = (rows: ReadonlyArray<StatusCounts>): StatusCounts =>
+  rows.reduce(
+    (a, r) => ({
+      total: a.total + r.total,
+      pending: a.pending + r.pending,
+      replaying: a.replaying + r.replaying,
+      replayed: a.replayed + r.replayed,
+      failed: a.failed + r.failed,
+    }),
+    { total: 0, pending: 0, replaying: 0, replayed: 0, failed: 0 },
+  )
+
+export class DlqStats extends Context.Tag("DlqStats")<
+  DlqStats,
+  { readonly report: (windowHours: number) => Effect.Effect<DlqStatsReport, SqlError.SqlError> }
+>() {
+  static readonly layer = Layer.effect(
+    DlqStats,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      return DlqStats.of({
+        report: Effect.fn("DlqStats.report")(function* (windowHours) {
+          const since = sql`now() - make_interval(secs => ${windowHours * 3600})`
+          const breakdown = yield* sql<BreakdownRow>`SELECT topic, consumer_group AS "consumerGroup",
+              error_tag AS "errorTag", count(*)::int AS total,
+              (count(*) FILTER (WHERE replay_status = 'pending'))::int AS pending,
+              (count(*) FILTER (WHERE replay_status = 'replaying'))::int AS replaying,
+              (count(*) FILTER (WHERE replay_status = 'replayed'))::int AS replayed,
+              (count(*) FILTER (WHERE replay_status = 'failed'))::int AS failed
+            FROM event_dlq GROUP BY 1, 2, 3 ORDER BY total DESC, 1, 2, 3`
+          const oldest = yield* sql<{ seconds: number | null }>`SELECT
+              extract(epoch FROM now() - min(failed_at))::float8 AS seconds
+            FROM event_dlq WHERE replay_status = 'pending'`
+          const byGroup = yield* sql<GroupRate>`WITH d AS (
+                SELECT consumer_group, count(*)::int AS n FROM event_dlq WHERE failed_at >= ${since}
+                GROUP BY 1),
+              p AS (
+                SELECT consumer_group, count(*)::int AS n FROM event_inbox WHERE processed_at >= ${since}
+                GROUP BY 1)
+            SELECT coalesce(d.consumer_group, p.consumer_group) AS "consumerGroup",
+              coalesce(d.n, 0) AS dlq, coalesce(p.n, 0) AS processed
+            FROM d FULL JOIN p ON p.consumer_group = d.consumer_group ORDER BY 1`
+          const windowByGroup = byGroup.map((g) => ({ ...g, rate: rateOf(g.dlq, g.processed) }))
+          const dlq = windowByGroup.reduce((n, g) => n + g.dlq, 0)
+          const processed = windowByGroup.reduce((n, g) => n + g.processed, 0)
+          return {
+            windowHours,
+            totals: sumCounts(breakdown),
+            oldestPendingSeconds: oldest[0]?.seconds ?? null,
+            breakdown,
+            window: { dlq, processed, rate: rateOf(dlq, processed) },
+            windowByGroup,
+          }
+        }),
+      })
+    }),
+  )
+}
