@@ -1,0 +1,99 @@
+import { describe, expect } from "bun:test"
+import { Effect } from "effect"
+import { effectTest } from "../support/effect.ts"
+import { addMinerBody, minerAddedEvents, newTenant, startApi } from "./support.ts"
+
+const problemType = (slug: string) => `https://hashinsight.dev/problems/${slug}`
+
+describe("HTTP API edge", () => {
+  effectTest("POST /api/miners creates the holding and its MinerAdded event; GET lists it", () =>
+    Effect.gen(function* () {
+      const api = yield* startApi()
+      const t = yield* newTenant
+      const created = yield* api.call("/api/miners", { method: "POST", key: t.key, body: addMinerBody() })
+      expect(created.status).toBe(201)
+      const miner = created.json as { id: string; count: number; powerPriceUsdPerKwh: number }
+      expect(miner).toMatchObject({
+        userId: "user-1",
+        modelId: "antminer-s21",
+        count: 3,
+        powerPriceUsdPerKwh: 0.045,
+      })
+      const events = yield* minerAddedEvents(miner.id)
+      expect(events).toHaveLength(1)
+      expect(events[0]).toMatchObject({
+        tenantId: t.id,
+        payload: { minerId: miner.id, count: 3, site: "texas-1" },
+      })
+      const listed = yield* api.call("/api/miners?userId=user-1", { key: t.key })
+      expect(listed.status).toBe(200)
+      expect(listed.json).toEqual([created.json])
+      const one = yield* api.call(`/api/miners/${miner.id}`, { key: t.key })
+      expect(one.json).toEqual(created.json)
+    }),
+  )
+
+  effectTest("errors are problem+json with stable types, bad input is 4xx", () =>
+    Effect.gen(function* () {
+      const api = yield* startApi()
+      const t = yield* newTenant
+      const post = (body: string, headers: Record<string, string> = {}) =>
+        api.call("/api/miners", { method: "POST", key: t.key, body, headers })
+      const cases = [
+        [yield* api.call("/api/miners"), 401, "unauthorized"],
+        [yield* api.call("/api/miners", { key: "hik_not-a-key" }), 401, "unauthorized"],
+        [yield* api.call("/api/nothing-here", { key: t.key }), 404, "not-found"],
+        [yield* api.call("/nope"), 404, "not-found"],
+        [yield* post(addMinerBody({ count: 0 })), 400, "validation"],
+        [yield* post(JSON.stringify({ userId: "u" })), 400, "validation"],
+        [yield* post('{"userId":'), 400, "malformed-body"],
+        [yield* post(""), 400, "malformed-body"],
+        [
+          yield* post("userId=u", { "content-type": "application/x-www-form-urlencoded" }),
+          415,
+          "unsupported-media-type",
+        ],
+        [yield* post("x".repeat(100_000)), 413, "payload-too-large"],
+        [yield* post(addMinerBody({ modelId: "no-such-model" })), 422, "unknown-model"],
+        [yield* post(addMinerBody({ userId: "a\u0000b" })), 400, "validation"],
+        [yield* api.call("/api/miners/not-a-uuid", { key: t.key }), 400, "validation"],
+        [
+          yield* api.call("/api/miners/0190a000-0000-7000-8000-000000000000", { key: t.key }),
+          404,
+          "not-found",
+        ],
+      ] as const
+      for (const [reply, status, slug] of cases) {
+        expect({ status: reply.status, type: (reply.json as { type?: string })?.type }).toEqual({
+          status,
+          type: problemType(slug),
+        })
+        expect(reply.headers.get("content-type")).toBe("application/problem+json")
+        expect((reply.json as { status: number }).status).toBe(status)
+      }
+      const validation = (yield* post(addMinerBody({ count: "three" }))).json as {
+        errors: Array<{ path: string }>
+      }
+      expect(validation.errors.map((e) => e.path)).toContain("count")
+    }),
+  )
+
+  effectTest("serves the OpenAPI document and the docs page from the same definitions", () =>
+    Effect.gen(function* () {
+      const api = yield* startApi()
+      const spec = (yield* api.call("/openapi.json")).json as {
+        paths: Record<string, Record<string, { responses: Record<string, unknown> }>>
+        components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> }
+      }
+      expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(["/api/miners", "/api/miners/{id}"]))
+      expect(Object.keys(spec.paths["/api/miners"]!.post!.responses)).toEqual(
+        expect.arrayContaining(["201", "400", "401", "409", "422", "503"]),
+      )
+      expect(spec.components.schemas).toHaveProperty("AddMiner")
+      expect(JSON.stringify(spec)).toContain("application/problem+json")
+      const docs = yield* api.call("/docs")
+      expect(docs.status).toBe(200)
+      expect(docs.headers.get("content-type")).toContain("text/html")
+    }),
+  )
+})

@@ -1,0 +1,173 @@
+import { describe, expect } from "bun:test"
+import { createHash } from "node:crypto"
+import { SqlClient } from "@effect/sql"
+import { Effect, Redacted } from "effect"
+import { IdempotencyStore } from "../../src/http/idempotency.ts"
+import { createTenant } from "../../src/http/tenants.ts"
+import { migrate } from "../../src/platform/migrator.ts"
+import { scratchDatabase, withClient } from "../support/database.ts"
+import { effectTest } from "../support/effect.ts"
+import { uniqueId } from "../support/ids.ts"
+import { addMinerBody, newTenant, startApi } from "./support.ts"
+
+const countFor = (tenantId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.map(
+      sql<{ miners: number; events: number }>`SELECT
+        (SELECT count(*)::int FROM miners WHERE tenant_id = ${tenantId}) AS miners,
+        (SELECT count(*)::int FROM event_outbox WHERE tenant_id = ${tenantId} AND type = 'MinerAdded') AS events`,
+      (rows) => rows[0]!,
+    ),
+  )
+
+describe("Idempotency-Key", () => {
+  effectTest(
+    "100 concurrent requests with one key execute once; the rest get 409 or the identical replay",
+    () =>
+      Effect.gen(function* () {
+        const api = yield* startApi()
+        const t = yield* newTenant
+        const body = addMinerBody({ userId: "racer" })
+        const headers = { "idempotency-key": uniqueId("race") }
+        const replies = yield* Effect.all(
+          Array.from({ length: 100 }, () =>
+            api.call("/api/miners", { method: "POST", key: t.key, body, headers }),
+          ),
+          { concurrency: "unbounded" },
+        )
+        expect(yield* countFor(t.id)).toEqual({ miners: 1, events: 1 })
+        const created = replies.filter((r) => r.status === 201)
+        const conflicts = replies.filter((r) => r.status === 409)
+        expect(created.length + conflicts.length).toBe(100)
+        expect(created.filter((r) => r.headers.get("idempotent-replayed") === null)).toHaveLength(1)
+        expect(new Set(created.map((r) => r.text)).size).toBe(1)
+        for (const c of conflicts) {
+          expect((c.json as { type: string }).type).toBe(
+            "https://hashinsight.dev/problems/idempotency-in-flight",
+          )
+        }
+
+        const replay = yield* api.call("/api/miners", { method: "POST", key: t.key, body, headers })
+        expect(replay.status).toBe(201)
+        expect(replay.headers.get("idempotent-replayed")).toBe("true")
+        expect(replay.text).toBe(created[0]!.text)
+
+        const reused = yield* api.call("/api/miners", {
+          method: "POST",
+          key: t.key,
+          body: addMinerBody({ userId: "racer", count: 4 }),
+          headers,
+        })
+        expect(reused.status).toBe(422)
+        expect((reused.json as { type: string }).type).toBe(
+          "https://hashinsight.dev/problems/idempotency-key-reused",
+        )
+        expect(yield* countFor(t.id)).toEqual({ miners: 1, events: 1 })
+      }),
+    { timeout: 30_000 },
+  )
+
+  effectTest("a rejected write is recorded: its replay is the identical 422", () =>
+    Effect.gen(function* () {
+      const api = yield* startApi()
+      const t = yield* newTenant
+      const body = addMinerBody({ modelId: "no-such-model" })
+      const headers = { "idempotency-key": uniqueId("reject") }
+      const first = yield* api.call("/api/miners", { method: "POST", key: t.key, body, headers })
+      const again = yield* api.call("/api/miners", { method: "POST", key: t.key, body, headers })
+      expect(first.status).toBe(422)
+      expect([again.status, again.text, again.headers.get("idempotent-replayed")]).toEqual([
+        422,
+        first.text,
+        "true",
+      ])
+      expect(yield* countFor(t.id)).toEqual({ miners: 0, events: 0 })
+    }),
+  )
+
+  effectTest("an expired key executes again; expired records are purged; a crashed claim is taken over", () =>
+    Effect.gen(function* () {
+      const api = yield* startApi()
+      const sql = yield* SqlClient.SqlClient
+      const t = yield* newTenant
+      const key = uniqueId("expiry")
+      const post = (body: string) =>
+        api.call("/api/miners", { method: "POST", key: t.key, body, headers: { "idempotency-key": key } })
+      expect((yield* post(addMinerBody())).status).toBe(201)
+      yield* sql`UPDATE idempotency_records SET expires_at = now() - interval '1 second'
+        WHERE tenant_id = ${t.id} AND idempotency_key = ${key}`
+      const fresh = yield* post(addMinerBody({ count: 9 }))
+      expect([fresh.status, fresh.headers.get("idempotent-replayed")]).toEqual([201, null])
+      expect(yield* countFor(t.id)).toEqual({ miners: 2, events: 2 })
+
+      yield* sql`UPDATE idempotency_records SET expires_at = now() - interval '1 second'
+        WHERE tenant_id = ${t.id} AND idempotency_key = ${key}`
+      const purged = yield* Effect.flatMap(IdempotencyStore, (s) => s.purgeExpired).pipe(
+        Effect.provide(IdempotencyStore.layer),
+      )
+      expect(purged).toBeGreaterThanOrEqual(1)
+      expect(yield* sql`SELECT 1 FROM idempotency_records WHERE tenant_id = ${t.id}`).toEqual([])
+
+      // A claim whose process died mid-request: in flight for longer than the lease.
+      const crashed = uniqueId("crashed")
+      const body = addMinerBody({ count: 5 })
+      const fingerprint = createHash("sha256").update("POST\n/api/miners\n").update(body).digest("hex")
+      yield* sql`INSERT INTO idempotency_records (tenant_id, idempotency_key, fingerprint, state, created_at)
+        VALUES (${t.id}, ${crashed}, ${fingerprint}, 'in_flight', now() - interval '2 minutes')`
+      const taken = yield* api.call("/api/miners", {
+        method: "POST",
+        key: t.key,
+        body,
+        headers: { "idempotency-key": crashed },
+      })
+      expect(taken.status).toBe(201)
+      expect(yield* countFor(t.id)).toEqual({ miners: 3, events: 3 })
+    }),
+  )
+
+  effectTest(
+    "store unavailable → 503 and nothing executed; a failed completion rolls the write back",
+    () =>
+      Effect.gen(function* () {
+        const db = yield* scratchDatabase
+        const inScratch = withClient(db.url)
+        yield* inScratch(migrate())
+        const tenant = yield* inScratch(createTenant(uniqueId("scratch-tenant")))
+        const key = Redacted.value(tenant.apiKey)
+        const api = yield* startApi(db.url)
+        const exec = (statement: string) =>
+          inScratch(Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(statement)))
+        const counts = inScratch(countFor(tenant.id))
+        const post = (idempotencyKey: string) =>
+          api.call("/api/miners", {
+            method: "POST",
+            key,
+            body: addMinerBody(),
+            headers: { "idempotency-key": idempotencyKey },
+          })
+
+        // The claim cannot be taken at all.
+        yield* exec("REVOKE ALL ON idempotency_records FROM hashinsight_app")
+        const noStore = yield* post("k-no-store")
+        expect([noStore.status, (noStore.json as { type: string }).type]).toEqual([
+          503,
+          "https://hashinsight.dev/problems/unavailable",
+        ])
+        expect(yield* counts).toEqual({ miners: 0, events: 0 })
+
+        // The claim is taken but the completion fails: the write in the same transaction rolls back.
+        yield* exec("GRANT SELECT, INSERT, DELETE ON idempotency_records TO hashinsight_app")
+        const noComplete = yield* post("k-no-complete")
+        expect(noComplete.status).toBe(503)
+        expect(yield* counts).toEqual({ miners: 0, events: 0 })
+        expect(yield* exec("SELECT idempotency_key FROM idempotency_records")).toEqual([])
+
+        // Store back: the retry with the same key executes exactly once.
+        yield* exec("GRANT UPDATE ON idempotency_records TO hashinsight_app")
+        expect((yield* post("k-no-complete")).status).toBe(201)
+        expect((yield* post("k-no-complete")).headers.get("idempotent-replayed")).toBe("true")
+        expect(yield* counts).toEqual({ miners: 1, events: 1 })
+      }),
+    { timeout: 30_000 },
+  )
+})

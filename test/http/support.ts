@@ -1,0 +1,77 @@
+/**
+ * Starts the real API (Bun server, real PostgreSQL) on a free port for the test's scope, and a
+ * small fetch client for it.
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer, Redacted } from "effect"
+import { Outbox } from "../../src/engine/outbox.ts"
+import { makeServer } from "../../src/http/server.ts"
+import { createTenant } from "../../src/http/tenants.ts"
+import { freePort } from "../../src/platform/stack.ts"
+import { clientFor } from "../support/database.ts"
+import { uniqueId } from "../support/ids.ts"
+
+export interface Api {
+  readonly base: string
+  readonly call: (path: string, init?: RequestInit & { key?: string }) => Effect.Effect<Reply>
+}
+
+export interface Reply {
+  readonly status: number
+  readonly headers: Headers
+  readonly text: string
+  readonly json: unknown
+}
+
+const call =
+  (base: string) =>
+  (path: string, init: RequestInit & { key?: string } = {}): Effect.Effect<Reply> =>
+    Effect.promise(async () => {
+      const headers = new Headers(init.headers)
+      if (init.key !== undefined) headers.set("authorization", `Bearer ${init.key}`)
+      if (init.body !== undefined && !headers.has("content-type"))
+        headers.set("content-type", "application/json")
+      const res = await fetch(`${base}${path}`, { ...init, headers })
+      const text = await res.text()
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch {
+        json = undefined
+      }
+      return { status: res.status, headers: res.headers, text, json }
+    })
+
+/** The API on the test's own SqlClient (or on `databaseUrl`), up until the test's scope closes. */
+export const startApi = (databaseUrl?: string) =>
+  Effect.gen(function* () {
+    const port = yield* Effect.promise(() => freePort())
+    const server = makeServer(port).pipe(Layer.provide(Outbox.layer))
+    if (databaseUrl === undefined) yield* Layer.build(server)
+    else yield* Layer.build(server.pipe(Layer.provide(clientFor(databaseUrl))))
+    const base = `http://127.0.0.1:${port}`
+    return { base, call: call(base) } satisfies Api
+  })
+
+export const newTenant = Effect.suspend(() =>
+  Effect.map(createTenant(uniqueId("tenant")), (t) => ({ id: t.id, key: Redacted.value(t.apiKey) })),
+)
+
+export const addMinerBody = (overrides: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    userId: "user-1",
+    modelId: "antminer-s21",
+    count: 3,
+    site: "texas-1",
+    powerPriceUsdPerKwh: 0.045,
+    ...overrides,
+  })
+
+/** Outbox events for one miner (read as the connecting role, across tenants). */
+export const minerAddedEvents = (minerId: string) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) =>
+      sql<{ tenantId: string; payload: unknown }>`SELECT tenant_id AS "tenantId", payload FROM event_outbox
+        WHERE aggregatetype = 'miner' AND type = 'MinerAdded' AND aggregateid = ${minerId}`,
+  )
