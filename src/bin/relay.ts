@@ -1,0 +1,76 @@
+/**
+ * `bun run relay [--mode wal|poll] [--slot NAME] [--batch-size N] [--poll-interval MS]
+ * [--standby-poll MS]` — the outbox relay alone. Retention comes from RELAY_RETENTION (default
+ * "24 hours") and RELAY_RETENTION_INTERVAL (default "1 minute"). Bad flags print usage and exit 2;
+ * SIGTERM drains and exits 0.
+ */
+import { CliConfig, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { BunContext } from "@effect/platform-bun"
+import { Config, Duration, Effect, Layer, Schema } from "effect"
+import { type RelayConfig, relayDefaults, runRelay } from "../engine/relay/index.ts"
+import { AppConfig } from "../platform/config.ts"
+import { DbLive } from "../platform/db.ts"
+import { Kafka } from "../platform/kafka.ts"
+import { runMain } from "./main.ts"
+
+const mode = Options.choice("mode", ["wal", "poll"]).pipe(
+  Options.withDefault(relayDefaults.mode),
+  Options.withDescription("wal: stream the replication slot; poll: visibility-safe polling"),
+)
+const slot = Options.text("slot").pipe(
+  // PostgreSQL's rule for slot names
+  Options.withSchema(Schema.String.pipe(Schema.pattern(/^[a-z0-9_]{1,63}$/))),
+  Options.withDefault(relayDefaults.slot),
+  Options.withDescription("replication slot (WAL) and leadership lock name"),
+)
+const batchSize = Options.integer("batch-size").pipe(
+  Options.withDefault(relayDefaults.batchSize),
+  Options.withDescription("most events (poll) / transactions (wal) per Kafka batch"),
+)
+const pollInterval = Options.integer("poll-interval").pipe(
+  Options.withDefault(Duration.toMillis(relayDefaults.pollInterval)),
+  Options.withDescription("poll mode: fallback interval in ms when no NOTIFY arrives"),
+)
+const standbyPoll = Options.integer("standby-poll").pipe(
+  Options.withDefault(Duration.toMillis(relayDefaults.standbyPoll)),
+  Options.withDescription("how often a standby tries to take over, in ms"),
+)
+
+const retention = Config.all({
+  retention: Config.duration("RELAY_RETENTION").pipe(Config.withDefault(relayDefaults.retention)),
+  retentionInterval: Config.duration("RELAY_RETENTION_INTERVAL").pipe(
+    Config.withDefault(relayDefaults.retentionInterval),
+  ),
+})
+
+const relay = Command.make("relay", { mode, slot, batchSize, pollInterval, standbyPoll }, (flags) =>
+  Effect.gen(function* () {
+    const app = yield* AppConfig
+    const config: RelayConfig = {
+      ...relayDefaults,
+      ...(yield* retention),
+      mode: flags.mode,
+      slot: flags.slot,
+      batchSize: flags.batchSize,
+      pollInterval: Duration.millis(flags.pollInterval),
+      standbyPoll: Duration.millis(flags.standbyPoll),
+      databaseUrl: app.databaseUrl,
+    }
+    return yield* runRelay(config)
+  }),
+)
+
+const cli = Command.run(relay, { name: "hashinsight relay", version: "0.1.0" })
+
+runMain(
+  cli(process.argv).pipe(
+    Effect.catchIf(ValidationError.isValidationError, (e) =>
+      Effect.sync(() => {
+        if (ValidationError.isHelpRequested(e)) process.exit(0)
+        console.error(HelpDoc.toAnsiText(Command.getHelp(relay, CliConfig.defaultConfig)))
+        process.exit(2)
+      }),
+    ),
+  ),
+  Layer.mergeAll(DbLive, Kafka.layer, BunContext.layer).pipe(Layer.provideMerge(AppConfig.layer)),
+)

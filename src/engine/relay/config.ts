@@ -1,0 +1,38 @@
+import { Duration, type Redacted } from "effect"
+
+export type RelayMode = "wal" | "poll"
+
+export interface RelayConfig {
+  readonly mode: RelayMode
+  /**
+   * The WAL relay's permanent replication slot. Also names the leadership lock in both modes, so a
+   * WAL relay and a polling relay for the same slot exclude each other too.
+   */
+  readonly slot: string
+  readonly publication: string
+  /** The replication protocol and the leadership session need their own plain connections. */
+  readonly databaseUrl: Redacted.Redacted<string>
+  /** Most events per Kafka `sendBatch` (poll) / most transactions per batch (WAL). */
+  readonly batchSize: number
+  /** Poll mode: the fallback interval when no NOTIFY wakes the poller. */
+  readonly pollInterval: Duration.Duration
+  /** How often a standby tries to take over. */
+  readonly standbyPoll: Duration.Duration
+  /** How long published (poll) / acknowledged (WAL) rows stay in `event_outbox`. */
+  readonly retention: Duration.Duration
+  readonly retentionInterval: Duration.Duration
+}
+
+export const relayDefaults = {
+  mode: "wal",
+  slot: "hashinsight_outbox_relay",
+  publication: "hashinsight_outbox",
+  batchSize: 2000,
+  pollInterval: Duration.millis(500),
+  standbyPoll: Duration.millis(500),
+  retention: Duration.hours(24),
+  retentionInterval: Duration.minutes(1),
+} as const satisfies Omit<RelayConfig, "databaseUrl">
+
+/** The NOTIFY channel of migration 010's wake-up trigger. */
+export const wakeupChannel = "hashinsight_outbox"

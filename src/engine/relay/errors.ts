@@ -1,0 +1,38 @@
+import { Schema } from "effect"
+
+/**
+ * Why a relay session stopped. `fatal` errors (bad credentials, a missing publication, a schema that
+ * does not fit) end the relay; everything else (connections dropped, a slot still held by a dying
+ * predecessor) makes it step down and try again after a backoff.
+ */
+export class RelayError extends Schema.TaggedError<RelayError>()("RelayError", {
+  reason: Schema.String,
+  fatal: Schema.Boolean,
+  cause: Schema.optional(Schema.Defect),
+}) {
+  override get message() {
+    const detail = this.cause instanceof Error ? `: ${this.cause.message}` : ""
+    return `relay: ${this.reason}${detail}`
+  }
+}
+
+/**
+ * SQLSTATE classes that no retry can fix: 28 auth, 3D no such database, 42 syntax or undefined
+ * object (e.g. the publication is missing), 55000 wal_level is not logical.
+ */
+const fatalSqlState = (code: string) =>
+  code.startsWith("28") || code.startsWith("3D") || code.startsWith("42") || code === "55000"
+
+const sqlStateOf = (cause: unknown): string | undefined => {
+  for (let c = cause, depth = 0; c && typeof c === "object" && depth < 4; depth++) {
+    const code = (c as { code?: unknown }).code
+    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code
+    c = (c as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+export const relayError = (reason: string) => (cause: unknown) => {
+  const code = sqlStateOf(cause)
+  return new RelayError({ reason, fatal: code !== undefined && fatalSqlState(code), cause })
+}

@@ -1,0 +1,60 @@
+/**
+ * The polling relay. It publishes a row only once no older transaction can still commit behind
+ * it: rows with `txid < pg_snapshot_xmin(pg_current_snapshot())`, in (txid, seq) order. A clock or
+ * sequence cursor would skip the events of a long transaction that commits after younger ones;
+ * this never does — it waits for the old transaction instead. NOTIFY only wakes it early.
+ */
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Queue, Stream } from "effect"
+import type { Producer } from "kafkajs"
+import { type RelayConfig, wakeupChannel } from "./config.ts"
+import { relayError } from "./errors.ts"
+import { deliver } from "./publisher.ts"
+import { type OutboxRow, recordOf } from "./records.ts"
+import { setWakeupTrigger } from "./wakeup.ts"
+
+export const pollRelay = (config: RelayConfig, producer: Producer) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const pg = yield* PgClient.PgClient
+    yield* setWakeupTrigger(true)
+
+    const wake = yield* Queue.sliding<void>(1)
+    yield* pg.listen(wakeupChannel).pipe(
+      Stream.runForEach(() => Queue.offer(wake, undefined)),
+      Effect.catchAll((e) =>
+        Effect.logWarning(`LISTEN ${wakeupChannel} failed; polling on the interval: ${e}`),
+      ),
+      Effect.forkScoped,
+    )
+
+    const visibleBatch = sql<OutboxRow>`
+      SELECT id, aggregatetype, aggregateid, type, payload, tenant_id, traceparent
+      FROM event_outbox
+      WHERE published_at IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+      ORDER BY txid, seq
+      LIMIT ${config.batchSize}`
+
+    const round = Effect.gen(function* () {
+      const rows = yield* visibleBatch
+      if (rows.length === 0) return 0
+      const ids = rows.map((r) => r.id)
+      yield* deliver(
+        producer,
+        rows.map(recordOf),
+        sql`UPDATE event_outbox SET published_at = now() WHERE id IN ${sql.in(ids)}`,
+      )
+      return rows.length
+    })
+
+    return yield* round.pipe(
+      Effect.mapError(relayError("polling the outbox")),
+      Effect.tap((n) =>
+        n < config.batchSize
+          ? Queue.take(wake).pipe(Effect.timeout(config.pollInterval), Effect.ignore)
+          : Effect.void,
+      ),
+      Effect.forever,
+    )
+  }).pipe(Effect.withSpan("Relay.poll"))

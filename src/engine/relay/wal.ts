@@ -1,0 +1,131 @@
+/**
+ * The WAL relay: streams committed transactions from the permanent pgoutput slot, sends the events
+ * of several transactions in one `sendBatch`, and acknowledges a transaction's commit LSN only
+ * after Kafka acked it and everything before it. A restart resumes from the last acknowledged LSN.
+ */
+import { SqlClient } from "@effect/sql"
+import { Chunk, Deferred, Effect, Queue, Redacted, Schedule } from "effect"
+import type { Producer } from "kafkajs"
+import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from "pg-logical-replication"
+import type { OutboxRecord } from "../record.ts"
+import type { RelayConfig } from "./config.ts"
+import { RelayError, relayError } from "./errors.ts"
+import { lsnToBigInt } from "./lsn.ts"
+import { deliver } from "./publisher.ts"
+import { type OutboxRow, recordOf } from "./records.ts"
+import { awaitSlotFree, ensureSlot } from "./slot.ts"
+import { setWakeupTrigger } from "./wakeup.ts"
+
+/**
+ * A position that is safe to acknowledge once everything queued before it is in Kafka: a commit
+ * (with its events) or an idle keepalive (none).
+ */
+interface Position {
+  readonly lsn: string
+  readonly records: ReadonlyArray<OutboxRecord>
+}
+
+/** Events buffered before the stream is paused, and the level at which it resumes. */
+const highWater = 100_000
+const lowWater = 20_000
+
+/** The library keeps its socket private; pausing it is the only backpressure pgoutput offers. */
+type Internals = { _connection?: { stream?: { pause?: () => void; resume?: () => void } } | null }
+const socketOf = (service: LogicalReplicationService) => (service as unknown as Internals)._connection?.stream
+
+export const walRelay = (config: RelayConfig, producer: Producer) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* setWakeupTrigger(false)
+    const startLsn = yield* ensureSlot(config, producer)
+    yield* awaitSlotFree(config.slot)
+
+    const service = yield* Effect.acquireRelease(
+      Effect.sync(
+        () =>
+          new LogicalReplicationService(
+            { connectionString: Redacted.value(config.databaseUrl), application_name: "hashinsight-relay" },
+            { acknowledge: { auto: false, timeoutSeconds: 0 } },
+          ),
+      ),
+      (s) => Effect.promise(() => s.destroy()).pipe(Effect.timeout("5 seconds"), Effect.ignore),
+    )
+    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [config.publication] })
+    const positions = yield* Queue.unbounded<Position>()
+    const failed = yield* Deferred.make<never, RelayError>()
+    const started = yield* Deferred.make<void>()
+
+    let acked = startLsn
+    let open: Array<OutboxRecord> | undefined
+    let buffered = 0
+    let paused = false
+
+    // Called synchronously per protocol message, in stream order; the keepalive markers share the
+    // queue with commits so an idle ack can never overtake an unsent transaction.
+    service.on("data", (_lsn: string, msg: Pgoutput.Message) => {
+      if (msg.tag === "begin") open = []
+      else if (msg.tag === "insert" && msg.relation.name === "event_outbox")
+        open?.push(recordOf(msg.new as OutboxRow))
+      else if (msg.tag === "commit") {
+        const records = open ?? []
+        open = undefined
+        Queue.unsafeOffer(positions, { lsn: msg.commitLsn ?? "0/0", records })
+        buffered += records.length
+        if (!paused && buffered > highWater) {
+          paused = true
+          socketOf(service)?.pause?.()
+        }
+      }
+    })
+    service.on("heartbeat", (lsn: string) => {
+      if (open === undefined) Queue.unsafeOffer(positions, { lsn, records: [] })
+    })
+    service.on("start", () => Deferred.unsafeDone(started, Effect.void))
+    service.on("error", (e: unknown) =>
+      Deferred.unsafeDone(failed, Effect.fail(relayError("replication stream")(e))),
+    )
+
+    const acknowledge = (lsn: string, ping: boolean) =>
+      Effect.promise(() => service.acknowledge(lsn, ping)).pipe(Effect.asVoid)
+
+    const confirm = (position: Position, events: number) =>
+      Effect.suspend(() => {
+        buffered -= events
+        if (paused && buffered < lowWater) {
+          paused = false
+          socketOf(service)?.resume?.()
+        }
+        if (lsnToBigInt(position.lsn) <= lsnToBigInt(acked)) return Effect.void
+        acked = position.lsn
+        return acknowledge(acked, false)
+      })
+
+    const batches = Effect.gen(function* () {
+      const taken = Chunk.toReadonlyArray(yield* Queue.takeBetween(positions, 1, config.batchSize))
+      const records = taken.flatMap((p) => p.records)
+      yield* deliver(producer, records, confirm(taken[taken.length - 1]!, records.length))
+    }).pipe(Effect.forever)
+
+    // Standby status every second keeps wal_sender_timeout satisfied during a Kafka outage, and the
+    // ping makes the server answer with a keepalive, which becomes an idle position to acknowledge
+    // — so an idle slot never holds WAL. The acknowledged LSN is mirrored in relay_state.
+    const keepalive = Effect.gen(function* () {
+      yield* acknowledge(acked, true)
+      yield* sql`UPDATE relay_state SET acked_lsn = ${acked}::pg_lsn, updated_at = now()
+                 WHERE name = ${config.slot} AND acked_lsn IS DISTINCT FROM ${acked}::pg_lsn`.pipe(
+        Effect.catchAll((e) => Effect.logDebug(`relay_state update failed: ${e.message}`)),
+      )
+    }).pipe(Effect.repeat(Schedule.spaced("1 second")))
+
+    const stream = Effect.tryPromise({
+      try: () => service.subscribe(plugin, config.slot, startLsn),
+      catch: relayError("replication stream"),
+    }).pipe(
+      Effect.zipRight(Effect.fail(new RelayError({ reason: "replication stream ended", fatal: false }))),
+    )
+    yield* Effect.forkScoped(stream.pipe(Effect.catchAll((e) => Deferred.fail(failed, e))))
+    yield* Deferred.await(started).pipe(Effect.raceFirst(Deferred.await(failed)))
+    yield* Effect.logInfo(`relay active: mode=wal slot=${config.slot} from ${startLsn}`)
+    yield* Effect.forkScoped(keepalive)
+    return yield* batches.pipe(Effect.raceFirst(Deferred.await(failed)))
+  }).pipe(Effect.withSpan("Relay.wal"))
