@@ -1,0 +1,136 @@
+/**
+ * `bun run bench api [--duration S] [--connections N]` — the HTTP write path with idempotency on:
+ * `wrk` (a separate process, Debian package `wrk`) drives POST /api/miners with a unique
+ * Idempotency-Key per request against the real API, PostgreSQL and outbox; then the replay path
+ * (one key, every request a stored-response replay) and a tenant read for comparison.
+ */
+import { spawnSync } from "node:child_process"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer, Redacted } from "effect"
+import { Outbox } from "../src/engine/outbox.ts"
+import { makeServer } from "../src/http/server.ts"
+import { createTenant } from "../src/http/tenants.ts"
+import { DbLayer } from "../src/platform/layers.ts"
+import { freePort } from "../src/platform/stack.ts"
+import { type BenchRow, report } from "./report.ts"
+
+const flag = (args: ReadonlyArray<string>, name: string, fallback: number) => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback
+}
+
+const body = JSON.stringify({
+  userId: "bench-user",
+  modelId: "antminer-s21",
+  count: 2,
+  site: "bench-site",
+  powerPriceUsdPerKwh: 0.05,
+})
+
+/** Each wrk thread numbers its requests; thread id + counter + a per-run nonce make keys unique. */
+const luaScript = (apiKey: string, mode: "unique" | "replay" | "read") => `
+local counter = 0
+local threads = {}
+local nonce = "${Date.now().toString(36)}"
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+function init(args)
+  wrk.headers["Authorization"] = "Bearer ${apiKey}"
+  wrk.headers["Content-Type"] = "application/json"
+end
+request = function()
+  counter = counter + 1
+  if "${mode}" == "read" then
+    return wrk.format("GET", "/api/miners?userId=nobody")
+  end
+  local key = "${mode}" == "replay" and "bench-replay-" .. nonce or ("bench-" .. nonce .. "-" .. tid .. "-" .. counter)
+  wrk.headers["Idempotency-Key"] = key
+  return wrk.format("POST", "/api/miners", nil, ${JSON.stringify(body)})
+end
+`
+
+const toMs = (value: string, unit: string) =>
+  Number(value) * ({ us: 0.001, ms: 1, s: 1000, m: 60_000 } as Record<string, number>)[unit]!
+
+const parseWrk = (out: string) => {
+  const pct = (p: string) => {
+    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, "m").exec(out)
+    return m ? toMs(m[1]!, m[2]!) : Number.NaN
+  }
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN)
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0)
+  const errors = /Socket errors:.*/.exec(out)?.[0]
+  return { rps, p50: pct("50"), p90: pct("90"), p99: pct("99"), requests, non2xx, errors }
+}
+
+export const run = async (args: ReadonlyArray<string>) => {
+  const duration = flag(args, "duration", 10)
+  const connections = flag(args, "connections", 32)
+  const which = spawnSync("wrk", ["--version"], { encoding: "utf8" })
+  if (which.error) throw new Error("wrk not found: install it with `apt-get install -y wrk`")
+  const dir = mkdtempSync(join(tmpdir(), "bench-api-"))
+  const port = await freePort()
+
+  const program = Effect.gen(function* () {
+    yield* Layer.build(makeServer(port).pipe(Layer.provide(Outbox.layer)))
+    const sql = yield* SqlClient.SqlClient
+    const tenant = yield* createTenant(`bench-${Date.now().toString(36)}`)
+    const apiKey = Redacted.value(tenant.apiKey)
+    const rows: Array<BenchRow> = []
+    const notes: Array<string> = [
+      `wrk ${duration}s, ${connections} connections, 2 threads, against Bun + PostgreSQL on this machine; server in the bench process, wrk in its own`,
+    ]
+    const scenarios = [
+      ["POST /api/miners, unique Idempotency-Key", "unique"],
+      ["POST /api/miners, replayed Idempotency-Key", "replay"],
+      ["GET /api/miners (tenant read, no idempotency)", "read"],
+    ] as const
+    for (const [scenario, mode] of scenarios) {
+      const script = join(dir, `${mode}.lua`)
+      writeFileSync(script, luaScript(apiKey, mode))
+      const before = yield* sql<{
+        n: number
+      }>`SELECT count(*)::int AS n FROM miners WHERE tenant_id = ${tenant.id}`
+      const out = yield* Effect.promise(async () => {
+        const p = Bun.spawn(
+          [
+            "wrk",
+            "-t2",
+            `-c${connections}`,
+            `-d${duration}s`,
+            "--latency",
+            "-s",
+            script,
+            `http://127.0.0.1:${port}`,
+          ],
+          { stdout: "pipe", stderr: "pipe" },
+        )
+        const text = await new Response(p.stdout).text()
+        await p.exited
+        return text
+      })
+      const r = parseWrk(out)
+      const after = yield* sql<{
+        n: number
+      }>`SELECT count(*)::int AS n FROM miners WHERE tenant_id = ${tenant.id}`
+      const executed = after[0]!.n - before[0]!.n
+      rows.push(
+        { system: "hashinsight", scenario, metric: "throughput", value: r.rps, unit: "requests/s" },
+        { system: "hashinsight", scenario, metric: "p50", value: r.p50, unit: "ms" },
+        { system: "hashinsight", scenario, metric: "p90", value: r.p90, unit: "ms" },
+        { system: "hashinsight", scenario, metric: "p99", value: r.p99, unit: "ms" },
+      )
+      notes.push(
+        `${scenario}: ${r.requests} requests, ${r.non2xx} non-2xx, ${executed} writes executed${r.errors ? `, ${r.errors}` : ""}`,
+      )
+    }
+    report("api", rows, notes)
+  })
+  await Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(DbLayer, Outbox.layer))))
+}
