@@ -1,0 +1,33 @@
+/** The consumer runtime's metrics, named like Prometheus metrics and tagged by consumer group. */
+import { Metric, MetricBoundaries } from "effect"
+
+export const eventsProcessed = Metric.counter("consumer_events_processed_total", {
+  description: "events whose handler effects committed",
+  incremental: true,
+})
+
+export const eventsSkipped = Metric.counter("consumer_events_skipped_total", {
+  description: "events skipped: already in the inbox, unhandled type, or another group's replay",
+  incremental: true,
+})
+
+export const eventsDeadLettered = Metric.counter("consumer_dlq_total", {
+  description: "records routed to the dead-letter queue",
+  incremental: true,
+})
+
+export const handlerRetries = Metric.counter("consumer_retries_total", {
+  description: "handler attempts after the first",
+  incremental: true,
+})
+
+export const handlerDuration = Metric.histogram(
+  "consumer_handler_duration_ms",
+  MetricBoundaries.exponential({ start: 0.25, factor: 2, count: 16 }),
+  "handler run time per event, inside its transaction",
+)
+
+export const consumerRestarts = Metric.counter("consumer_restarts_total", {
+  description: "Kafka consumers recreated after a crash",
+  incremental: true,
+})

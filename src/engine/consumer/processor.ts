@@ -1,0 +1,202 @@
+/**
+ * Runs units of records to completion: effects committed with their inbox rows, or the record in
+ * the DLQ. Only then may the runtime resolve the offset. A chunk of one tenant's lock-free events
+ * is claimed and handled in one transaction (the throughput path); when one of its handlers fails,
+ * the events before it are redone as a chunk, the failing one continues on the per-event path (its
+ * failed try counted as attempt 1) and the rest follow. Retries wait outside any transaction and
+ * any lock.
+ */
+import { SqlClient } from "@effect/sql"
+import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Schedule } from "effect"
+import { withTenant } from "../../platform/db.ts"
+import { headersAsText } from "../record.ts"
+import { classify, isRetryable, type Verdict } from "./classify.ts"
+import type { ConsumerDefinition, EventMeta } from "./definition.ts"
+import { markReplayed, markReplayFailed, writeDeadLetter } from "./dlq.ts"
+import { Fatal } from "./errors.ts"
+import { claim, type InboxRow } from "./inbox.ts"
+import { fence, type Held, Locks } from "./lock.ts"
+import * as M from "./metrics.ts"
+import { type Parsed, position, type Ready, type Unit } from "./records.ts"
+import { retrySchedule } from "./retry.ts"
+
+class ChunkFailed extends Data.TaggedError("ChunkFailed")<{
+  /** Index of the event whose handler failed; -1 when the transaction itself failed. */
+  readonly index: number
+  readonly error: unknown
+}> {}
+
+const inboxRow = (r: Ready): InboxRow => ({
+  eventId: r.meta.eventId,
+  tenantId: r.meta.tenantId,
+  eventType: r.meta.eventType,
+  topic: r.raw.topic,
+  partition: r.raw.partition,
+  offset: r.raw.offset,
+})
+
+/** Writes to the DLQ must not be lost: keep trying for a while, then fail the batch (no commit). */
+const persistently = Schedule.exponential(Duration.millis(100)).pipe(
+  Schedule.union(Schedule.spaced(Duration.seconds(2))),
+  Schedule.upTo(Duration.seconds(30)),
+)
+
+export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
+  Effect.gen(function* () {
+    const locks = yield* Locks
+    const sql = yield* SqlClient.SqlClient
+    // The handlers' own services; the transaction's connection (inner context) takes precedence.
+    const services = yield* Effect.context<R>()
+    const tag = <T, I, O>(m: Metric.Metric<T, I, O>) => Metric.tagged(m, "group", def.group)
+    const processed = tag(M.eventsProcessed)
+    const dlqTotal = tag(M.eventsDeadLettered)
+    const retries = tag(M.handlerRetries)
+    const duration = tag(M.handlerDuration)
+    const skipped = (reason: string) => Metric.tagged(tag(M.eventsSkipped), "reason", reason)
+    const schedule = retrySchedule(def.retry)
+
+    /** The handler, timed; a defect (a thrown exception) becomes a Fatal: retrying a bug won't help. */
+    const invoke = (r: Ready, attempt: number, lock: Held | undefined) => {
+      const meta: EventMeta = { ...r.meta, ...position(r.raw), attempt, lock }
+      return Effect.gen(function* () {
+        const start = yield* Clock.currentTimeNanos
+        yield* (r.handler(r.payload, meta) as Effect.Effect<void, unknown, R | SqlClient.SqlClient>).pipe(
+          Effect.mapInputContext((inner: Context.Context<SqlClient.SqlClient>) =>
+            Context.merge(services, inner),
+          ),
+        )
+        const end = yield* Clock.currentTimeNanos
+        yield* Metric.update(duration, Number(end - start) / 1e6)
+      }).pipe(
+        Effect.catchAllDefect((defect) =>
+          Effect.fail(
+            new Fatal({ message: `handler died: ${Cause.pretty(Cause.die(defect))}`, cause: defect }),
+          ),
+        ),
+      )
+    }
+
+    const deadLetter = (p: Exclude<Parsed, { _tag: "Skip" }>, verdict: Verdict, attempts: number) =>
+      Effect.gen(function* () {
+        const failure = { errorTag: verdict.tag, errorMessage: verdict.message, attempts }
+        if (p.replayDlqId !== undefined && (yield* markReplayFailed(def.group, p.replayDlqId, failure))) {
+          yield* Effect.logWarning(
+            `replay of DLQ ${p.replayDlqId} failed again: ${verdict.tag} ${verdict.message}`,
+          )
+        } else {
+          const meta = p.meta
+          yield* writeDeadLetter({
+            group: def.group,
+            ...position(p.raw),
+            key: p.raw.key?.toString("utf8") ?? null,
+            value: p.raw.value?.toString("utf8") ?? null,
+            headers: headersAsText(p.raw.headers),
+            eventId: meta.eventId ?? null,
+            eventType: meta.eventType ?? null,
+            tenantId: meta.tenantId ?? null,
+            ...failure,
+          })
+          yield* Effect.logWarning(
+            `dead-lettered ${p.raw.topic}/${p.raw.partition}@${p.raw.offset} after ${attempts} attempt(s): ${verdict.tag} ${verdict.message}`,
+          )
+        }
+        yield* Metric.increment(dlqTotal)
+      }).pipe(Effect.retry(persistently), Effect.orDie)
+
+    /** One attempt of one event: claim, handle, fence, close a replayed DLQ row — one transaction. */
+    const attemptOne = (r: Ready, attempt: number, lock: Held | undefined) =>
+      withTenant(r.meta.tenantId)(
+        Effect.gen(function* () {
+          const claimed = yield* claim(def.group, [inboxRow(r)])
+          if (claimed.has(r.meta.eventId)) {
+            yield* invoke(r, attempt, lock)
+            if (lock) yield* fence(lock)
+          }
+          if (r.replayDlqId !== undefined) yield* markReplayed(def.group, r.replayDlqId)
+          return claimed.has(r.meta.eventId)
+        }),
+      )
+
+    /** One event with retries by the policy; `prior` is a failure already spent as attempt 1. */
+    const single = (r: Ready, prior?: { readonly error: unknown }) =>
+      Effect.gen(function* () {
+        let attempts = 0
+        let spent = prior
+        const attempt = Effect.suspend(() => {
+          attempts += 1
+          if (spent) {
+            const { error } = spent
+            spent = undefined
+            return Effect.fail(error)
+          }
+          const n = attempts
+          return Effect.zipRight(
+            n > 1 ? Metric.increment(retries) : Effect.void,
+            r.lockKey === undefined
+              ? attemptOne(r, n, undefined)
+              : locks.withLock(r.lockKey, (held) => attemptOne(r, n, held)),
+          )
+        })
+        const outcome = yield* attempt.pipe(Effect.retry({ schedule, while: isRetryable }), Effect.either)
+        if (Either.isRight(outcome)) {
+          yield* Metric.increment(outcome.right ? processed : skipped("duplicate"))
+        } else {
+          yield* deadLetter(r, classify(outcome.left), attempts)
+        }
+      })
+
+    const runChunk = (items: ReadonlyArray<Ready>) =>
+      withTenant(items[0]!.meta.tenantId)(
+        Effect.gen(function* () {
+          const claimed = yield* claim(def.group, items.map(inboxRow))
+          let done = 0
+          for (const [index, r] of items.entries()) {
+            // `delete`, not `has`: the same event twice in one chunk runs once.
+            if (!claimed.delete(r.meta.eventId)) continue
+            yield* invoke(r, 1, undefined).pipe(Effect.mapError((error) => new ChunkFailed({ index, error })))
+            done += 1
+          }
+          return done
+        }),
+      ).pipe(
+        Effect.mapError((e) => (e instanceof ChunkFailed ? e : new ChunkFailed({ index: -1, error: e }))),
+      )
+
+    const chunk = (items: ReadonlyArray<Ready>): Effect.Effect<void, never, SqlClient.SqlClient> =>
+      Effect.gen(function* () {
+        if (items.length === 0) return
+        const outcome = yield* Effect.either(runChunk(items))
+        if (Either.isRight(outcome)) {
+          yield* Metric.incrementBy(processed, outcome.right)
+          if (items.length > outcome.right)
+            yield* Metric.incrementBy(skipped("duplicate"), items.length - outcome.right)
+          return
+        }
+        const { index, error } = outcome.left
+        if (index < 0) {
+          yield* Effect.forEach(items, (r) => single(r), { discard: true })
+          return
+        }
+        yield* chunk(items.slice(0, index))
+        yield* single(items[index]!, { error })
+        yield* chunk(items.slice(index + 1))
+      })
+
+    const processUnit = (unit: Unit): Effect.Effect<void, never, SqlClient.SqlClient> => {
+      switch (unit._tag) {
+        case "Skip":
+          return Effect.forEach(unit.items, (s) => Metric.increment(skipped(s.reason)), { discard: true })
+        case "Poison":
+          return deadLetter(unit.item, classify(unit.item.error), 1)
+        case "Single":
+          return single(unit.item)
+        case "Chunk":
+          return chunk(unit.items)
+      }
+    }
+
+    const process = (unit: Unit): Effect.Effect<void> =>
+      processUnit(unit).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+
+    return { process }
+  })

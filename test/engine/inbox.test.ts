@@ -1,0 +1,63 @@
+import { describe, expect } from "bun:test"
+import { SqlClient } from "@effect/sql"
+import { Effect, Fiber } from "effect"
+import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
+import {
+  committedCount,
+  effectCounts,
+  ensureEffectsTable,
+  eventually,
+  produce,
+  rewindGroup,
+  startMember,
+  workRecord,
+  workTopic,
+  writeEffect,
+} from "../support/consumer-fixtures.ts"
+import { effectTest } from "../support/effect.ts"
+import { uniqueId } from "../support/ids.ts"
+
+describe("consumer inbox", () => {
+  effectTest(
+    "an event delivered twice, then again after the offsets are rewound, has one effect and one inbox row",
+    () =>
+      Effect.gen(function* () {
+        yield* ensureEffectsTable
+        const sql = yield* SqlClient.SqlClient
+        const topic = workTopic()
+        const group = uniqueId("inbox-group")
+        const consumer = defineConsumer({
+          name: "inbox-test",
+          group,
+          subscriptions: [
+            on(topic, { Work: (p, meta) => writeEffect(group, meta.eventId, meta.tenantId, p.label) }),
+          ],
+        })
+        const twice = workRecord({ label: "twice" })
+        const other = workRecord({ label: "other" })
+        // Same key: the duplicate lands in the same partition, once within a batch and once later.
+        yield* produce(topic.name, [twice, twice, other])
+        yield* produce(topic.name, [twice])
+
+        const member = yield* startMember(consumer)
+        yield* eventually(Effect.map(committedCount(group, topic.name), (n) => n === 4))
+        yield* Fiber.interrupt(member)
+
+        // Rewind the group to the beginning and consume everything again.
+        yield* rewindGroup(group, topic.name)
+        yield* eventually(Effect.map(committedCount(group, topic.name), (n) => n === 0))
+        yield* produce(topic.name, [workRecord({ label: "marker" })])
+        yield* startMember(consumer)
+        yield* eventually(Effect.map(committedCount(group, topic.name), (n) => n === 5))
+
+        const counts = yield* effectCounts(group)
+        expect(counts.get(twice.id)).toBe(1)
+        expect(counts.get(other.id)).toBe(1)
+        expect(counts.size).toBe(3)
+        const inbox = yield* sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM event_inbox WHERE consumer_group = ${group} AND event_id = ${twice.id}`
+        expect(inbox[0]!.n).toBe(1)
+      }),
+    { timeout: 60_000 },
+  )
+})
