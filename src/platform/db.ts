@@ -39,8 +39,8 @@ export const withTenant =
       const sql = yield* SqlClient.SqlClient
       return yield* sql.withTransaction(
         Effect.gen(function* () {
-          yield* sql.unsafe(`SET LOCAL ROLE ${appRole}`)
-          yield* sql`SELECT set_config('app.tenant_id', ${tenantId}, true)`
+          // One round trip: `role` set transaction-locally is SET LOCAL ROLE.
+          yield* sql`SELECT set_config('role', ${appRole}, true), set_config('app.tenant_id', ${tenantId}, true)`
           return yield* self
         }),
       )
