@@ -20,6 +20,7 @@ describe("dlq CLI arguments", () => {
           ["list", "--frob"],
           ["list", "--limit", "0"],
           ["show", "x"],
+          ["replay", "--id", "0"],
           ["show"],
         ]
         const runs = yield* Effect.forEach(cases, (args) => cli(args, env), { concurrency: 4 })

@@ -139,6 +139,13 @@ describe("dlq replay", () => {
         )
         expect(dry.dryRun).toBe(true)
         expect(dry.entries.map((e) => e.id)).toEqual(ids)
+        const one = yield* cliJson<{ entries: Array<{ id: number }> }>(
+          ["replay", "--id", String(ids[1]), "--dry-run"],
+          {
+            DATABASE_URL: db.url,
+          },
+        )
+        expect(one.entries.map((e) => e.id)).toEqual([ids[1]!])
         const text = yield* cli(["replay", "--group", group, "--dry-run"], { DATABASE_URL: db.url })
         expect(text.stdout).toContain("Dry run: would replay 2 entries (nothing changed)")
 

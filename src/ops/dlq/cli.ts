@@ -114,11 +114,12 @@ const replay = Command.make(
     group,
     hours,
     limit: positive("limit", "N", "replay at most N entries").pipe(Options.withDefault(1000)),
-    id: Options.integer("id").pipe(
+    // Text, not integer: @effect/cli 0.77 re-validates a lone repeated integer as text and rejects it.
+    id: Options.text("id").pipe(
       Options.withPseudoName("ID"),
       Options.withDescription("replay this entry, whatever its status (repeatable)"),
       Options.repeated,
-      Options.withSchema(Schema.mutable(Schema.Array(PositiveInt))),
+      Options.withSchema(Schema.mutable(Schema.Array(Schema.compose(Schema.NumberFromString, PositiveInt)))),
     ),
     dryRun: Options.boolean("dry-run").pipe(
       Options.withDescription("list what would be replayed; change nothing"),
