@@ -1,0 +1,116 @@
+import { describe, expect } from "bun:test"
+import { SqlClient } from "@effect/sql"
+import { Deferred, Duration, Effect, Exit, Fiber } from "effect"
+import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
+import { fence, Locks } from "../../src/engine/consumer/lock.ts"
+import { withTenant } from "../../src/platform/db.ts"
+import { Redis } from "../../src/platform/redis.ts"
+import {
+  committedCount,
+  effectCounts,
+  ensureEffectsTable,
+  eventually,
+  produce,
+  startMember,
+  testTenant,
+  workRecord,
+  workTopic,
+  writeEffect,
+} from "../support/consumer-fixtures.ts"
+import { effectTest } from "../support/effect.ts"
+import { uniqueId } from "../support/ids.ts"
+
+describe("consumer locks", () => {
+  effectTest(
+    "two members contending for one lock key never run the handler at the same time",
+    () =>
+      Effect.gen(function* () {
+        yield* ensureEffectsTable
+        const topic = workTopic()
+        const group = uniqueId("lock-group")
+        const lockKey = `lock:user:${uniqueId("u")}:portfolio`
+        let active = 0
+        let maxActive = 0
+        const consumer = defineConsumer({
+          name: "lock-test",
+          group,
+          subscriptions: [
+            on(
+              topic,
+              {
+                Work: (p, meta) =>
+                  Effect.gen(function* () {
+                    active += 1
+                    maxActive = Math.max(maxActive, active)
+                    yield* Effect.sleep(Duration.millis(15))
+                    active -= 1
+                    expect(meta.lock?.key).toBe(lockKey)
+                    yield* writeEffect(group, meta.eventId, meta.tenantId, p.label)
+                  }),
+              },
+              { lockKey: () => lockKey },
+            ),
+          ],
+        })
+        // Distinct keys spread the events over all partitions, so both members hold some.
+        const records = Array.from({ length: 40 }, (_, i) => workRecord({ label: `e${i}` }))
+        yield* produce(topic.name, records)
+        yield* startMember(consumer)
+        yield* startMember(consumer)
+        yield* eventually(
+          Effect.map(committedCount(group, topic.name), (n) => n === records.length),
+          Duration.seconds(45),
+        )
+        expect(maxActive).toBe(1)
+        const effects = yield* effectCounts(group)
+        expect(effects.size).toBe(records.length)
+        for (const r of records) expect(effects.get(r.id)).toBe(1)
+        const redis = yield* Redis
+        expect(yield* redis.use("get", (c) => c.get(lockKey))).toBeNull()
+      }),
+    { timeout: 60_000 },
+  )
+
+  effectTest("a holder whose lock expired has its late write rejected by fencing", () =>
+    Effect.gen(function* () {
+      yield* ensureEffectsTable
+      const sql = yield* SqlClient.SqlClient
+      // A short ttl and no renewal in time: the first holder "pauses" past its lease.
+      const locks = yield* Locks.make({
+        ttl: Duration.millis(300),
+        wait: Duration.seconds(3),
+        renewEvery: Duration.seconds(30),
+      })
+      const key = `lock:user:${uniqueId("u")}:portfolio`
+      const group = uniqueId("fence-group")
+      const write = (label: string) => writeEffect(group, crypto.randomUUID(), testTenant, label)
+      const firstHolds = yield* Deferred.make<number>()
+      const secondDone = yield* Deferred.make<number>()
+
+      const stale = yield* Effect.fork(
+        locks.withLock(key, (held) =>
+          Effect.gen(function* () {
+            yield* Deferred.succeed(firstHolds, held.token)
+            yield* Deferred.await(secondDone)
+            // The late write, in one transaction with its fence check.
+            return yield* withTenant(testTenant)(Effect.zipRight(write("stale"), fence(held)))
+          }),
+        ),
+      )
+      const firstToken = yield* Deferred.await(firstHolds)
+      // The second holder gets the lock only once the first one's lease has expired.
+      const secondToken = yield* locks.withLock(key, (held) =>
+        withTenant(testTenant)(Effect.zipRight(write("fresh"), fence(held))).pipe(Effect.as(held.token)),
+      )
+      yield* Deferred.succeed(secondDone, secondToken)
+      const exit = yield* Fiber.await(stale)
+
+      expect(secondToken).toBeGreaterThan(firstToken)
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isFailure(exit)) expect(JSON.stringify(exit.cause)).toContain("FencingRejected")
+      const labels = yield* sql<{ label: string }>`
+        SELECT label FROM consumer_test_effects WHERE consumer_group = ${group} ORDER BY at`
+      expect(labels.map((r) => r.label)).toEqual(["fresh"])
+    }),
+  )
+})
