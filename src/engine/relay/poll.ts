@@ -48,6 +48,7 @@ export const pollRelay = (config: RelayConfig, producer: Producer) =>
       return rows.length
     })
 
+    yield* Effect.logInfo(`relay active: mode=poll slot=${config.slot}`)
     return yield* round.pipe(
       Effect.mapError(relayError("polling the outbox")),
       Effect.tap((n) =>

@@ -24,7 +24,8 @@ const deletePublished = (retention: Duration.Duration) =>
       WITH d AS (
         DELETE FROM event_outbox WHERE id IN (
           SELECT id FROM event_outbox
-          WHERE published_at < now() - make_interval(secs => ${seconds}) LIMIT ${deleteBatch}))
+          WHERE published_at < now() - make_interval(secs => ${seconds}) LIMIT ${deleteBatch})
+        RETURNING 1)
       SELECT count(*)::int AS n FROM d`)
   })
 
@@ -58,7 +59,8 @@ const deleteAcknowledged = (config: RelayConfig, samples: Array<WalSample>) =>
         DELETE FROM event_outbox WHERE id IN (
           SELECT id FROM event_outbox
           WHERE txid < ${covered.xmin}::xid8 AND created_at < now() - make_interval(secs => ${seconds})
-          LIMIT ${deleteBatch}))
+          LIMIT ${deleteBatch})
+        RETURNING 1)
       SELECT count(*)::int AS n FROM d`)
   })
 
@@ -68,7 +70,7 @@ export const retentionLoop = (config: RelayConfig) => {
   const round =
     config.mode === "poll" ? deletePublished(config.retention) : deleteAcknowledged(config, samples)
   return round.pipe(
-    Effect.catchAll((e) => Effect.logWarning(`outbox retention round failed: ${e.message}`)),
+    Effect.catchAll((e) => Effect.logWarning(`outbox retention round failed: ${e.message}`, e.cause)),
     Effect.repeat(Schedule.spaced(config.retentionInterval)),
     Effect.withSpan("Relay.retention"),
   )

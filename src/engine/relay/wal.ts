@@ -56,6 +56,7 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
     const started = yield* Deferred.make<void>()
 
     let acked = startLsn
+    let ackedCommit = startLsn
     let open: Array<OutboxRecord> | undefined
     let buffered = 0
     let paused = false
@@ -97,6 +98,7 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
         }
         if (lsnToBigInt(position.lsn) <= lsnToBigInt(acked)) return Effect.void
         acked = position.lsn
+        if (events > 0) ackedCommit = acked
         return acknowledge(acked, false)
       })
 
@@ -109,10 +111,15 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
     // Standby status every second keeps wal_sender_timeout satisfied during a Kafka outage, and the
     // ping makes the server answer with a keepalive, which becomes an idle position to acknowledge
     // — so an idle slot never holds WAL. The acknowledged LSN is mirrored in relay_state.
+    // Only commit positions are mirrored: mirroring idle positions would itself write WAL and keep
+    // an idle relay writing forever.
+    let mirrored = startLsn
     const keepalive = Effect.gen(function* () {
       yield* acknowledge(acked, true)
-      yield* sql`UPDATE relay_state SET acked_lsn = ${acked}::pg_lsn, updated_at = now()
-                 WHERE name = ${config.slot} AND acked_lsn IS DISTINCT FROM ${acked}::pg_lsn`.pipe(
+      if (ackedCommit === mirrored) return
+      mirrored = ackedCommit
+      yield* sql`UPDATE relay_state SET acked_lsn = ${mirrored}::pg_lsn, updated_at = now()
+                 WHERE name = ${config.slot}`.pipe(
         Effect.catchAll((e) => Effect.logDebug(`relay_state update failed: ${e.message}`)),
       )
     }).pipe(Effect.repeat(Schedule.spaced("1 second")))
