@@ -2,7 +2,8 @@ import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Deferred, Effect, Fiber, Layer } from "effect"
 import type { KafkaMessage } from "kafkajs"
-import { DlqReplay, replayHeaders } from "../../src/ops/dlq/replay.ts"
+import { replayDlqIdHeader, replayGroupHeader } from "../../src/engine/consumer/dlq.ts"
+import { DlqReplay } from "../../src/ops/dlq/replay.ts"
 import { Kafka } from "../../src/platform/kafka.ts"
 import { withClient } from "../support/database.ts"
 import { effectTest } from "../support/effect.ts"
@@ -93,9 +94,9 @@ describe("dlq replay", () => {
         expect(header(first, "id")).toBe("e1")
         expect(header(first, "eventType")).toBe("Work")
         expect(header(first, "traceparent")).toBe("00-ab-cd-01")
-        expect(header(first, replayHeaders.group)).toBe(group)
-        expect(header(first, replayHeaders.dlqId)).toBe(String(pending))
-        expect(header(byKey.get("k-2")!, replayHeaders.dlqId)).toBe(String(failed))
+        expect(header(first, replayGroupHeader)).toBe(group)
+        expect(header(first, replayDlqIdHeader)).toBe(String(pending))
+        expect(header(byKey.get("k-2")!, replayDlqIdHeader)).toBe(String(failed))
 
         const rows = new Map((yield* rowsOf(db.url)).map((r) => [Number(r.id), r]))
         for (const id of [pending, failed]) {
@@ -110,7 +111,7 @@ describe("dlq replay", () => {
         const forced = yield* cliJson<Summary>(["replay", "--id", String(replayed), "--id", String(old)], env)
         expect(forced.outcomes.map((o) => o.id)).toEqual([replayed, old])
         const after = yield* consumeAll(topic, 4)
-        expect(after.map((m) => header(m, replayHeaders.dlqId)).sort()).toEqual(
+        expect(after.map((m) => header(m, replayDlqIdHeader)).sort()).toEqual(
           [pending, failed, replayed, old].map(String).sort(),
         )
       }),
@@ -181,7 +182,7 @@ describe("dlq replay", () => {
 
         const records = yield* consumeAll(topic, n)
         expect(records).toHaveLength(n)
-        expect(new Set(records.map((m) => header(m, replayHeaders.dlqId)))).toEqual(new Set(ids.map(String)))
+        expect(new Set(records.map((m) => header(m, replayDlqIdHeader)))).toEqual(new Set(ids.map(String)))
         const rows = yield* rowsOf(db.url)
         expect(rows.every((r) => r.replay_status === "replaying" && r.replay_count === 1)).toBe(true)
       }),

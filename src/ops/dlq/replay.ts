@@ -1,10 +1,10 @@
 /**
  * `dlq replay`: sends dead-lettered records back to the group that failed them.
  *
- * Protocol (the consumer runtime implements the other half): the entry's original record is
- * re-produced to its original topic — same key, value and headers — plus `x-replay-group` (only
- * that group handles it; the others skip it) and `x-replay-dlq-id` (the row the group marks
- * `replayed`, or `failed` again, when it is done).
+ * Protocol (the consumer runtime implements the other half, see `engine/consumer/dlq.ts`): the
+ * entry's original record is re-produced to its original topic — same key, value and headers —
+ * plus `x-replay-group` (only that group handles it; the others skip it) and `x-replay-dlq-id`
+ * (the row the group marks `replayed`, or `failed` again, when it is done).
  *
  * Entries are claimed in chunks, each in one transaction: `FOR UPDATE SKIP LOCKED`, mark
  * `replaying` and count the attempt, produce, commit. A concurrent replay skips rows another one
@@ -16,11 +16,10 @@
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Context, Duration, Effect, Either, Layer, type ParseResult, Schema } from "effect"
 import type { Message, Producer } from "kafkajs"
+import { replayDlqIdHeader, replayGroupHeader } from "../../engine/consumer/dlq.ts"
 import { Kafka, KafkaError } from "../../platform/kafka.ts"
 import { DlqEntry, entryColumns } from "./entry.ts"
 import { type Selection, whereOf } from "./selection.ts"
-
-export const replayHeaders = { group: "x-replay-group", dlqId: "x-replay-dlq-id" } as const
 
 /** Small enough that a chunk's row locks are held only briefly; large enough to batch round trips. */
 const chunkSize = 100
@@ -49,8 +48,8 @@ export const replayMessage = (entry: DlqEntry): Message => ({
   value: entry.value,
   headers: {
     ...entry.headers,
-    [replayHeaders.group]: entry.consumerGroup,
-    [replayHeaders.dlqId]: String(entry.id),
+    [replayGroupHeader]: entry.consumerGroup,
+    [replayDlqIdHeader]: String(entry.id),
   },
 })
 
