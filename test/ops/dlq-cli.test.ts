@@ -1,5 +1,6 @@
 import { describe, expect } from "bun:test"
 import { Effect } from "effect"
+import { retryPolicies } from "../../src/ops/dlq/policies.ts"
 import type { DlqStatsReport } from "../../src/ops/dlq/stats.ts"
 import { freePort } from "../../src/platform/stack.ts"
 import { withClient } from "../support/database.ts"
@@ -92,7 +93,7 @@ describe("dlq stats, list, show", () => {
           yield* insertInbox("g-b", 4, 2)
         }).pipe(withClient(db.url))
 
-        const s = yield* cliJson<DlqStatsReport>(["stats"], env)
+        const s = yield* cliJson<DlqStatsReport & { retryPolicies: unknown }>(["stats"], env)
         expect(s.windowHours).toBe(24)
         expect(s.totals).toEqual({ total: 5, pending: 2, replaying: 1, replayed: 1, failed: 1 })
         expect(s.oldestPendingSeconds! / 3600).toBeCloseTo(30, 1)
@@ -134,6 +135,8 @@ describe("dlq stats, list, show", () => {
           { consumerGroup: "g-a", dlq: 3, processed: 8, rate: 3 / 8 },
           { consumerGroup: "g-b", dlq: 1, processed: 4, rate: 1 / 4 },
         ])
+
+        expect(s.retryPolicies).toEqual(retryPolicies())
 
         const wide = yield* cliJson<DlqStatsReport>(["stats", "--hours", "48"], env)
         expect(wide.window).toEqual({ dlq: 5, processed: 14, rate: 5 / 14 })

@@ -16,6 +16,7 @@ import {
   formatShow,
   formatStats,
 } from "./format.ts"
+import { retryPolicies } from "./policies.ts"
 import { stderrProgress } from "./progress.ts"
 import { DlqQueries } from "./queries.ts"
 import { DlqReplay } from "./replay.ts"
@@ -61,7 +62,8 @@ const stats = Command.make(
   (a) =>
     Effect.gen(function* () {
       const report = yield* (yield* DlqStats).report(a.hours)
-      yield* print(a.json, report, formatStats(report))
+      const policies = retryPolicies()
+      yield* print(a.json, { ...report, retryPolicies: policies }, formatStats(report, policies))
     }).pipe(Effect.provide(DlqStats.layer.pipe(Layer.provide(OperatorDb)))),
 ).pipe(
   Command.withDescription("DLQ counts by topic, group and error; replay states; oldest pending; DLQ rate"),

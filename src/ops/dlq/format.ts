@@ -1,18 +1,20 @@
 /** Human-readable output of the DLQ commands: plain-text tables and an entry's detail view. */
 import { type DlqEntry, decodedValue } from "./entry.ts"
+import type { GroupRetryPolicy } from "./policies.ts"
 import type { ReplaySummary } from "./replay.ts"
 import type { DlqStatsReport } from "./stats.ts"
 
 type Cell = string | number
 type Column<A> = readonly [header: string, cell: (row: A) => Cell]
 
-/** Numbers right-aligned, text left-aligned, a rule under the header. */
+/** Number columns right-aligned (their header too), text left-aligned, a rule under the header. */
 export const table = <A>(rows: ReadonlyArray<A>, columns: ReadonlyArray<Column<A>>): string => {
   const cells = rows.map((r) => columns.map(([, f]) => f(r)))
   const widths = columns.map(([h], i) => Math.max(h.length, ...cells.map((c) => String(c[i]).length)))
+  const numeric = columns.map((_, i) => cells.length > 0 && cells.every((c) => typeof c[i] === "number"))
   const line = (values: ReadonlyArray<Cell>) =>
     values
-      .map((v, i) => (typeof v === "number" ? String(v).padStart(widths[i]!) : v.padEnd(widths[i]!)))
+      .map((v, i) => (numeric[i] ? String(v).padStart(widths[i]!) : String(v).padEnd(widths[i]!)))
       .join("  ")
       .trimEnd()
   return [
@@ -47,7 +49,7 @@ const percent = (rate: number | null) => (rate === null ? "n/a" : `${(rate * 100
 const truncate = (text: string, width: number) =>
   text.length > width ? `${text.slice(0, width - 1)}…` : text
 
-export const formatStats = (s: DlqStatsReport): string => {
+export const formatStats = (s: DlqStatsReport, policies: ReadonlyArray<GroupRetryPolicy>): string => {
   const t = s.totals
   const lines = [
     `DLQ entries: ${t.total} (pending ${t.pending}, replaying ${t.replaying}, replayed ${t.replayed}, failed again ${t.failed})`,
@@ -77,6 +79,16 @@ export const formatStats = (s: DlqStatsReport): string => {
         [`DLQ ${s.windowHours}H`, (r) => r.dlq],
         [`PROCESSED ${s.windowHours}H`, (r) => r.processed],
         ["RATE", (r) => percent(r.rate)],
+      ]),
+    )
+  }
+  if (policies.length > 0) {
+    lines.push(
+      "",
+      table(policies, [
+        ["GROUP", (p) => p.consumerGroup],
+        ["ATTEMPTS", (p) => p.maxAttempts],
+        ["DELAYS (ms, ±jitter)", (p) => `${p.delaysMs.join(", ")} (±${Math.round(p.jitter * 100)}%)`],
       ]),
     )
   }
