@@ -60,4 +60,44 @@ describe("consumer inbox", () => {
       }),
     { timeout: 60_000 },
   )
+
+  effectTest(
+    "each handler runs as the RLS role with its own event's tenant, also when tenants interleave",
+    () =>
+      Effect.gen(function* () {
+        yield* ensureEffectsTable
+        const sql = yield* SqlClient.SqlClient
+        const topic = workTopic()
+        const group = uniqueId("tenant-group")
+        const consumer = defineConsumer({
+          name: "tenant-test",
+          group,
+          subscriptions: [
+            on(topic, {
+              Work: (_, meta) =>
+                Effect.flatMap(
+                  SqlClient.SqlClient,
+                  (sql) => sql`INSERT INTO consumer_test_effects (consumer_group, event_id, tenant_id, label)
+                  VALUES (${group}, ${meta.eventId}, app_current_tenant(), current_user)`,
+                ),
+            }),
+          ],
+        })
+        const tenants = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()]
+        const records = Array.from({ length: 30 }, (_, i) =>
+          workRecord({ label: `t${i}` }, { key: "one-partition", tenantId: tenants[i % 3] }),
+        )
+        yield* produce(topic.name, records)
+        yield* startMember(consumer)
+        yield* eventually(Effect.map(committedCount(group, topic.name), (n) => n === records.length))
+        const rows = yield* sql<{ event_id: string; tenant_id: string; label: string }>`
+        SELECT event_id::text, tenant_id::text, label FROM consumer_test_effects WHERE consumer_group = ${group}`
+        expect(rows.length).toBe(records.length)
+        const tenantOf = new Map(records.map((r) => [r.id, r.tenantId]))
+        for (const row of rows) {
+          expect(row.tenant_id).toBe(tenantOf.get(row.event_id)!)
+          expect(row.label).toBe("hashinsight_app")
+        }
+      }),
+  )
 })

@@ -1,14 +1,13 @@
 /**
  * Runs units of records to completion: effects committed with their inbox rows, or the record in
- * the DLQ. Only then may the runtime resolve the offset. A chunk of one tenant's lock-free events
- * is claimed and handled in one transaction (the throughput path); when one of its handlers fails,
- * the events before it are redone as a chunk, the failing one continues on the per-event path (its
- * failed try counted as attempt 1) and the rest follow. Retries wait outside any transaction and
- * any lock.
+ * the DLQ. Only then may the runtime resolve the offset. A chunk of lock-free events is claimed
+ * and handled in one transaction (the throughput path); when one of its handlers fails, the events
+ * before it are redone as a chunk, the failing one continues on the per-event path (its failed try
+ * counted as attempt 1) and the rest follow. Retries wait outside any transaction and any lock.
  */
 import { SqlClient } from "@effect/sql"
 import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Schedule } from "effect"
-import { withTenant } from "../../platform/db.ts"
+import { appRole, withTenant } from "../../platform/db.ts"
 import { headersAsText } from "../record.ts"
 import { classify, isRetryable, type Verdict } from "./classify.ts"
 import type { ConsumerDefinition, EventMeta } from "./definition.ts"
@@ -145,22 +144,50 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
         }
       })
 
+    /**
+     * One transaction for a chunk that may mix tenants: as the RLS-bound role, the tenant switched
+     * (transaction-locally) before each tenant's inbox rows and before each handler, so every
+     * statement sees only its event's tenant while partition order is kept.
+     */
     const runChunk = (items: ReadonlyArray<Ready>) =>
-      withTenant(items[0]!.meta.tenantId)(
-        Effect.gen(function* () {
-          const claimed = yield* claim(def.group, items.map(inboxRow))
-          let done = 0
-          for (const [index, r] of items.entries()) {
-            // `delete`, not `has`: the same event twice in one chunk runs once.
-            if (!claimed.delete(r.meta.eventId)) continue
-            yield* invoke(r, 1, undefined).pipe(Effect.mapError((error) => new ChunkFailed({ index, error })))
-            done += 1
-          }
-          return done
-        }),
-      ).pipe(
-        Effect.mapError((e) => (e instanceof ChunkFailed ? e : new ChunkFailed({ index: -1, error: e }))),
-      )
+      sql
+        .withTransaction(
+          Effect.gen(function* () {
+            yield* sql.unsafe(`SET LOCAL ROLE ${appRole}`)
+            let current: string | undefined
+            const useTenant = (tenantId: string) =>
+              tenantId === current
+                ? Effect.void
+                : Effect.zipRight(
+                    sql`SELECT set_config('app.tenant_id', ${tenantId}, true)`,
+                    Effect.sync(() => {
+                      current = tenantId
+                    }),
+                  )
+            const byTenant = new Map<string, Array<Ready>>()
+            for (const r of items)
+              byTenant.set(r.meta.tenantId, [...(byTenant.get(r.meta.tenantId) ?? []), r])
+            const claimed = new Set<string>()
+            for (const [tenantId, rows] of byTenant) {
+              yield* useTenant(tenantId)
+              for (const id of yield* claim(def.group, rows.map(inboxRow))) claimed.add(id)
+            }
+            let done = 0
+            for (const [index, r] of items.entries()) {
+              // `delete`, not `has`: the same event twice in one chunk runs once.
+              if (!claimed.delete(r.meta.eventId)) continue
+              yield* useTenant(r.meta.tenantId)
+              yield* invoke(r, 1, undefined).pipe(
+                Effect.mapError((error) => new ChunkFailed({ index, error })),
+              )
+              done += 1
+            }
+            return done
+          }),
+        )
+        .pipe(
+          Effect.mapError((e) => (e instanceof ChunkFailed ? e : new ChunkFailed({ index: -1, error: e }))),
+        )
 
     const chunk = (items: ReadonlyArray<Ready>): Effect.Effect<void, never, SqlClient.SqlClient> =>
       Effect.gen(function* () {

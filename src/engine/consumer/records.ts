@@ -117,7 +117,7 @@ export type Unit =
   | { readonly _tag: "Skip"; readonly items: ReadonlyArray<Extract<Parsed, { _tag: "Skip" }>> }
   | { readonly _tag: "Poison"; readonly item: Extract<Parsed, { _tag: "Poison" }> }
   | { readonly _tag: "Single"; readonly item: Ready }
-  /** One tenant's lock-free events, claimed and handled in one transaction. */
+  /** Lock-free events, claimed and handled in one transaction. */
   | { readonly _tag: "Chunk"; readonly items: ReadonlyArray<Ready> }
 
 export const lastOffsetOf = (unit: Unit): string => {
@@ -142,11 +142,7 @@ export const plan = (parsed: ReadonlyArray<Parsed>, maxChunk: number): ReadonlyA
       units.push({ _tag: "Poison", item: p })
     } else if (p.lockKey !== undefined || p.replayDlqId !== undefined) {
       units.push({ _tag: "Single", item: p })
-    } else if (
-      last?._tag === "Chunk" &&
-      last.items.length < maxChunk &&
-      last.items[0]!.meta.tenantId === p.meta.tenantId
-    ) {
+    } else if (last?._tag === "Chunk" && last.items.length < maxChunk) {
       ;(last.items as Array<Ready>).push(p)
     } else {
       units.push({ _tag: "Chunk", items: [p] })
