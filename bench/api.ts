@@ -13,7 +13,7 @@ import { Effect, Layer, Redacted } from "effect"
 import { Outbox } from "../src/engine/outbox.ts"
 import { makeServer } from "../src/http/server.ts"
 import { createTenant } from "../src/http/tenants.ts"
-import { DbLayer } from "../src/platform/layers.ts"
+import { DbLayer, RedisLayer } from "../src/platform/layers.ts"
 import { freePort } from "../src/platform/stack.ts"
 import { type BenchRow, report } from "./report.ts"
 
@@ -132,5 +132,7 @@ export const run = async (args: ReadonlyArray<string>) => {
     }
     report("api", rows, notes)
   })
-  await Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(DbLayer, Outbox.layer))))
+  await Effect.runPromise(
+    program.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(DbLayer, RedisLayer, Outbox.layer))),
+  )
 }

@@ -2,7 +2,7 @@
 import { Layer } from "effect"
 import { Outbox } from "../engine/outbox.ts"
 import { ApiLive } from "../http/server.ts"
-import { DbLayer } from "../platform/layers.ts"
+import { DbLayer, RedisLayer } from "../platform/layers.ts"
 import { runMain } from "./main.ts"
 
-runMain(Layer.launch(ApiLive), Layer.mergeAll(DbLayer, Outbox.layer))
+runMain(Layer.launch(ApiLive), Layer.mergeAll(DbLayer, RedisLayer, Outbox.layer))

@@ -3,7 +3,13 @@
  * derived from it. Problems every route can answer with are declared here once.
  */
 import { HttpApi, OpenApi } from "@effect/platform"
+import { CatalogueGroup } from "../hashinsight/catalogue/api.ts"
+import { CrmGroup } from "../hashinsight/crm/api.ts"
+import { ForecastsGroup } from "../hashinsight/forecasts/api.ts"
 import { MinersGroup } from "../hashinsight/miners/api.ts"
+import { OpsGroup } from "../hashinsight/ops/api.ts"
+import { PortfolioGroup } from "../hashinsight/portfolio/api.ts"
+import { TreasuryGroup } from "../hashinsight/treasury/api.ts"
 import {
   InternalProblem,
   MalformedBody,
@@ -16,7 +22,13 @@ import {
 } from "./problem.ts"
 
 export class HashInsightApi extends HttpApi.make("hashinsight")
+  .add(CatalogueGroup)
   .add(MinersGroup)
+  .add(PortfolioGroup)
+  .add(ForecastsGroup)
+  .add(OpsGroup)
+  .add(TreasuryGroup)
+  .add(CrmGroup)
   .addError(ValidationProblem)
   .addError(MalformedBody)
   .addError(Unauthorized)

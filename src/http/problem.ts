@@ -78,6 +78,12 @@ export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaTyp
   asProblem(415, "Request bodies must be application/json"),
 ) {}
 
+export class Conflict extends Schema.TaggedError<Conflict>()(
+  "Conflict",
+  problemFields("conflict", 409, "Conflicts with the resource's current state"),
+  asProblem(409, "The change does not apply to the resource in its current state"),
+) {}
+
 export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()(
   "IdempotencyKeyReused",
   problemFields("idempotency-key-reused", 422, "Idempotency-Key reused with a different request"),
@@ -88,6 +94,12 @@ export class UnknownModel extends Schema.TaggedError<UnknownModel>()(
   "UnknownModel",
   problemFields("unknown-model", 422, "Unknown miner model"),
   asProblem(422, "`modelId` is not in the miner model catalogue"),
+) {}
+
+export class UnknownCrmAccount extends Schema.TaggedError<UnknownCrmAccount>()(
+  "UnknownCrmAccount",
+  problemFields("unknown-account", 422, "Unknown CRM account"),
+  asProblem(422, "`accountId` names no CRM account of this tenant"),
 ) {}
 
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
@@ -108,10 +120,12 @@ export const Problem = Schema.Union(
   Unauthorized,
   NotFound,
   IdempotencyInFlight,
+  Conflict,
   PayloadTooLarge,
   UnsupportedMediaType,
   IdempotencyKeyReused,
   UnknownModel,
+  UnknownCrmAccount,
   ServiceUnavailable,
   InternalProblem,
 )

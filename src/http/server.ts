@@ -1,12 +1,20 @@
 /**
- * The API served on Bun: routes, `/openapi.json`, `/docs`, the problem edge and the idempotency
- * store, as one Layer that needs only the database (`SqlClient`) and the `Outbox`. `bun run api`
+ * The API served on Bun: routes, `/openapi.json`, `/docs`, the problem edge, the idempotency
+ * store and the read cache, as one Layer that needs the database (`SqlClient`), `Redis` and the
+ * `Outbox`. `bun run api`
  * serves it alone; `bun run services` runs the same Layer in-process next to the relay and consumers.
  */
 import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { BunHttpServer } from "@effect/platform-bun"
 import { Effect, Layer } from "effect"
+import { Cache } from "../engine/cache/swr.ts"
+import { CatalogueLive } from "../hashinsight/catalogue/handlers.ts"
+import { CrmLive } from "../hashinsight/crm/handlers.ts"
+import { ForecastsLive } from "../hashinsight/forecasts/handlers.ts"
 import { MinersLive } from "../hashinsight/miners/handlers.ts"
+import { OpsLive } from "../hashinsight/ops/handlers.ts"
+import { PortfolioLive } from "../hashinsight/portfolio/handlers.ts"
+import { TreasuryLive } from "../hashinsight/treasury/handlers.ts"
 import { AppConfig } from "../platform/config.ts"
 import { HashInsightApi } from "./api.ts"
 import { Authentication } from "./authentication.ts"
@@ -15,7 +23,10 @@ import { IdempotencyStore } from "./idempotency.ts"
 
 /** The API's routes and their services, without a server: for `serve` or a web handler. */
 export const ApiRoutes = HttpApiBuilder.api(HashInsightApi).pipe(
-  Layer.provide(MinersLive),
+  Layer.provide(
+    Layer.mergeAll(CatalogueLive, MinersLive, PortfolioLive, ForecastsLive, OpsLive, TreasuryLive, CrmLive),
+  ),
+  Layer.provide(Cache.layer),
   Layer.provide(Authentication.layer),
   Layer.provideMerge(IdempotencyStore.layer),
 )

@@ -75,3 +75,19 @@ export const minerAddedEvents = (minerId: string) =>
       sql<{ tenantId: string; payload: unknown }>`SELECT tenant_id AS "tenantId", payload FROM event_outbox
         WHERE aggregatetype = 'miner' AND type = 'MinerAdded' AND aggregateid = ${minerId}`,
   )
+
+export interface OutboxEvent {
+  readonly id: string
+  readonly aggregatetype: string
+  readonly aggregateid: string
+  readonly type: string
+  readonly payload: Record<string, unknown>
+}
+
+/** A tenant's outbox events in append order (read as the connecting role). */
+export const outboxOf = (tenantId: string) =>
+  Effect.flatMap(
+    SqlClient.SqlClient,
+    (sql) => sql<OutboxEvent>`SELECT id, aggregatetype, aggregateid, type, payload FROM event_outbox
+      WHERE tenant_id = ${tenantId} ORDER BY seq`,
+  )

@@ -1,18 +1,15 @@
 /** The miners routes as data: paths, Schemas and problems. Server and OpenAPI are derived from it. */
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
-import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
-import { IdempotencyInFlight, IdempotencyKeyReused, NotFound, UnknownModel } from "../../http/problem.ts"
-import { AddMiner, ListMinersParams, Miner, MinerId, MinerList } from "./schema.ts"
-
-const IdempotencyHeaders = Schema.Struct({
-  "idempotency-key": Schema.optional(
-    Schema.String.annotations({
-      description:
-        "Makes the write safe to retry for 24 h: the same key and request replay the stored response (header `Idempotent-Replayed: true`).",
-    }),
-  ),
-})
+import {
+  Conflict,
+  IdempotencyInFlight,
+  IdempotencyKeyReused,
+  NotFound,
+  UnknownModel,
+} from "../../http/problem.ts"
+import { IdempotencyHeaders } from "../request-schema.ts"
+import { AddMiner, ChangeMiner, ListMinersParams, Miner, MinerId, MinerList } from "./schema.ts"
 
 export class MinersGroup extends HttpApiGroup.make("miners")
   .add(
@@ -24,6 +21,30 @@ export class MinersGroup extends HttpApiGroup.make("miners")
       .addError(IdempotencyKeyReused)
       .addError(IdempotencyInFlight)
       .annotate(OpenApi.Summary, "Add a user's miner holding (appends MinerAdded)"),
+  )
+  .add(
+    HttpApiEndpoint.patch("changeMiner")`/api/miners/${HttpApiSchema.param("id", MinerId)}`
+      .setPayload(ChangeMiner)
+      .setHeaders(IdempotencyHeaders)
+      .addSuccess(Miner)
+      .addError(NotFound)
+      .addError(Conflict)
+      .addError(IdempotencyKeyReused)
+      .addError(IdempotencyInFlight)
+      .annotate(
+        OpenApi.Summary,
+        "Change an active holding's count, site or power price (appends MinerChanged)",
+      ),
+  )
+  .add(
+    HttpApiEndpoint.post("retireMiner")`/api/miners/${HttpApiSchema.param("id", MinerId)}/retire`
+      .setHeaders(IdempotencyHeaders)
+      .addSuccess(Miner)
+      .addError(NotFound)
+      .addError(Conflict)
+      .addError(IdempotencyKeyReused)
+      .addError(IdempotencyInFlight)
+      .annotate(OpenApi.Summary, "Retire an active holding (appends MinerRetired)"),
   )
   .add(
     HttpApiEndpoint.get("listMiners", "/api/miners")

@@ -1,14 +1,15 @@
 /**
  * Miner holdings. Every method runs in the caller's tenant transaction (`withTenant`), so RLS
- * scopes what it reads and writes; `add` appends `MinerAdded` to the outbox in that same
- * transaction, so the row and its event commit together.
+ * scopes what it reads and writes; `add`, `change` and `retire` append `MinerAdded`,
+ * `MinerChanged` and `MinerRetired` to the outbox in that same transaction, so the row and its
+ * event commit together. Another tenant's holding is invisible: it is `NotFound` like a missing one.
  */
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Context, Effect, Layer, Option } from "effect"
 import { Outbox } from "../../engine/outbox.ts"
-import { UnknownModel } from "../../http/problem.ts"
+import { Conflict, NotFound, UnknownModel } from "../../http/problem.ts"
 import { minerTopic } from "../topics.ts"
-import type { AddMiner, Miner } from "./schema.ts"
+import type { AddMiner, ChangeMiner, Miner } from "./schema.ts"
 
 const listLimit = 500
 
@@ -37,6 +38,15 @@ export class Miners extends Context.Tag("Miners")<
       tenantId: string,
       input: AddMiner,
     ) => Effect.Effect<Miner, UnknownModel | SqlError.SqlError, SqlClient.SqlClient>
+    readonly change: (
+      tenantId: string,
+      id: string,
+      patch: ChangeMiner,
+    ) => Effect.Effect<Miner, NotFound | Conflict | SqlError.SqlError, SqlClient.SqlClient>
+    readonly retire: (
+      tenantId: string,
+      id: string,
+    ) => Effect.Effect<Miner, NotFound | Conflict | SqlError.SqlError, SqlClient.SqlClient>
     readonly get: (id: string) => Effect.Effect<Option.Option<Miner>, SqlError.SqlError, SqlClient.SqlClient>
     readonly list: (
       userId: string | undefined,
@@ -79,6 +89,59 @@ export class Miners extends Context.Tag("Miners")<
           .pipe(Effect.catchTags({ OutboxOutsideTransaction: Effect.die, ParseError: Effect.die }))
         return miner
       })
+      /** Why an active holding with this id could not be updated: it is missing or retired. */
+      const notActive = Effect.fn("Miners.notActive")(function* (id: string) {
+        const sql = yield* SqlClient.SqlClient
+        const rows = yield* sql`SELECT 1 FROM miners WHERE id = ${id}`
+        return rows.length === 0
+          ? new NotFound({ detail: `no miner ${id}` })
+          : new Conflict({ detail: `miner ${id} is retired` })
+      })
+      const change = Effect.fn("Miners.change")(function* (tenantId: string, id: string, patch: ChangeMiner) {
+        const sql = yield* SqlClient.SqlClient
+        const [row] = yield* sql<MinerRow>`
+          UPDATE miners SET
+            count = coalesce(${patch.count ?? null}::integer, count),
+            site = coalesce(${patch.site ?? null}::text, site),
+            power_price_usd_per_kwh = coalesce(${patch.powerPriceUsdPerKwh ?? null}::numeric,
+                                               power_price_usd_per_kwh),
+            updated_at = now()
+          WHERE id = ${id} AND status = 'active'
+          RETURNING ${columns(sql)}`
+        if (!row) return yield* Effect.flatMap(notActive(id), Effect.fail)
+        yield* outbox
+          .append(minerTopic, [
+            {
+              type: "MinerChanged",
+              aggregateId: id,
+              tenantId,
+              payload: {
+                minerId: id,
+                userId: row.userId,
+                modelId: row.modelId,
+                count: row.count,
+                site: row.site,
+                powerPriceUsdPerKwh: row.powerPriceUsdPerKwh,
+              },
+            },
+          ])
+          .pipe(Effect.catchTags({ OutboxOutsideTransaction: Effect.die, ParseError: Effect.die }))
+        return row
+      })
+      const retire = Effect.fn("Miners.retire")(function* (tenantId: string, id: string) {
+        const sql = yield* SqlClient.SqlClient
+        const [row] = yield* sql<MinerRow>`
+          UPDATE miners SET status = 'retired', updated_at = now()
+          WHERE id = ${id} AND status = 'active'
+          RETURNING ${columns(sql)}`
+        if (!row) return yield* Effect.flatMap(notActive(id), Effect.fail)
+        yield* outbox
+          .append(minerTopic, [
+            { type: "MinerRetired", aggregateId: id, tenantId, payload: { minerId: id, userId: row.userId } },
+          ])
+          .pipe(Effect.catchTags({ OutboxOutsideTransaction: Effect.die, ParseError: Effect.die }))
+        return row
+      })
       const get = Effect.fn("Miners.get")(function* (id: string) {
         const sql = yield* SqlClient.SqlClient
         const rows = yield* sql<MinerRow>`SELECT ${columns(sql)} FROM miners WHERE id = ${id}`
@@ -90,7 +153,7 @@ export class Miners extends Context.Tag("Miners")<
         return yield* sql<MinerRow>`SELECT ${columns(sql)} FROM miners ${byUser}
           ORDER BY created_at, id LIMIT ${listLimit}`
       })
-      return Miners.of({ add, get, list })
+      return Miners.of({ add, change, retire, get, list })
     }),
   )
 }

@@ -1,12 +1,6 @@
 /** What the miners routes accept and return. Text is bounded and free of NUL (PostgreSQL rejects it). */
 import { Schema } from "effect"
-
-const Text = (max: number) =>
-  Schema.String.pipe(
-    Schema.minLength(1),
-    Schema.maxLength(max),
-    Schema.filter((s) => !s.includes("\u0000") || "must not contain NUL characters"),
-  )
+import { Text } from "../request-schema.ts"
 
 export const UserId = Text(128).annotations({ description: "The platform user who holds the miners" })
 export const ModelId = Text(64).annotations({
@@ -14,14 +8,35 @@ export const ModelId = Text(64).annotations({
 })
 export const MinerId = Schema.UUID.annotations({ description: "The holding's id" })
 
+const Count = Schema.Int.pipe(Schema.between(1, 1_000_000))
+const Site = Text(128)
+const PowerPrice = Schema.Number.pipe(Schema.finite(), Schema.between(0, 100))
+
 export const AddMiner = Schema.Struct({
   userId: UserId,
   modelId: ModelId,
-  count: Schema.Int.pipe(Schema.between(1, 1_000_000)),
-  site: Text(128),
-  powerPriceUsdPerKwh: Schema.Number.pipe(Schema.finite(), Schema.between(0, 100)),
+  count: Count,
+  site: Site,
+  powerPriceUsdPerKwh: PowerPrice,
 }).annotations({ identifier: "AddMiner" })
 export type AddMiner = typeof AddMiner.Type
+
+export const ChangeMiner = Schema.Struct({
+  count: Schema.optional(Count),
+  site: Schema.optional(Site),
+  powerPriceUsdPerKwh: Schema.optional(PowerPrice),
+})
+  .pipe(
+    Schema.filter(
+      (c) =>
+        c.count !== undefined ||
+        c.site !== undefined ||
+        c.powerPriceUsdPerKwh !== undefined ||
+        "change at least one of count, site, powerPriceUsdPerKwh",
+    ),
+  )
+  .annotations({ identifier: "ChangeMiner" })
+export type ChangeMiner = typeof ChangeMiner.Type
 
 export const Miner = Schema.Struct({
   id: MinerId,
