@@ -151,7 +151,7 @@ const freshDatabase = (name: string) =>
     return urlFor(name)
   })
 
-/** A relay process; "ready" is when it has printed `readyLine` or, lacking one, when it is spawned. */
+/** A relay process, stopped with SIGTERM (SIGKILL after 10 s) when the scope closes; keeps its last output. */
 const relayProcess = (label: string, argv: ReadonlyArray<string>, env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.sync(() => {

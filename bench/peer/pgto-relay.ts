@@ -7,7 +7,7 @@
  *
  *   bun bench/peer/pgto-relay.ts wal|poll SLOT     (env DATABASE_URL, KAFKA_BROKERS)
  *
- * Prints "ready" once the producer is connected; SIGTERM shuts down.
+ * SIGTERM shuts down; PGTO_DEBUG=1 turns the library's own trace logging on.
  */
 import { Kafka, logLevel, Partitioners } from "kafkajs"
 import {
@@ -89,8 +89,6 @@ const [shutdown] =
         publish,
         logger,
       )
-
-console.log("ready")
 
 const stop = async () => {
   await shutdown()
