@@ -31,7 +31,11 @@ describe("consumer crashes", () => {
             stderr: "inherit",
           })
         const members: Array<Subprocess> = []
-        yield* Effect.addFinalizer(() => Effect.sync(() => members.forEach((m) => m.kill("SIGKILL"))))
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            for (const m of members) m.kill("SIGKILL")
+          }),
+        )
 
         const ids: Array<string> = []
         const rounds = 100
