@@ -6,7 +6,7 @@ import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { MigrationChecksumMismatch, migrate, migrationsDir } from "../../src/platform/migrator.ts"
-import { scratchDatabase, withClient } from "../support/database.ts"
+import { clientFor, scratchDatabase, withClient } from "../support/database.ts"
 import { effectTest } from "../support/effect.ts"
 
 const fileCount = readdirSync(migrationsDir).filter((f) => f.endsWith(".sql")).length
@@ -71,25 +71,34 @@ describe("schema", () => {
     }),
   )
 
-  effectTest("RLS is enabled and forced on every table with tenant data", () =>
+  effectTest("RLS is enabled and forced on every table with tenant data the migrations create", () =>
     Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      const tables = yield* sql<{ table: string; enabled: boolean; forced: boolean; policies: number }>`
-        SELECT c.relname AS table, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
-               (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
-        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = 'public' AND c.relkind = 'r'
-          AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
-               OR c.relname = 'tenants')
-        ORDER BY 1`
-      expect(tables.length).toBeGreaterThanOrEqual(5)
-      for (const t of tables)
+      // A freshly migrated database, so tables other tests create for themselves don't count.
+      const db = yield* scratchDatabase
+      yield* migrate().pipe(withClient(db.url))
+      const tables = yield* withClient(db.url)(
+        Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql<{ table: string; enabled: boolean; forced: boolean; policies: number }>`
+            SELECT c.relname AS table, c.relrowsecurity AS enabled, c.relforcerowsecurity AS forced,
+                   (SELECT count(*)::int FROM pg_policy p WHERE p.polrelid = c.oid) AS policies
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind = 'r'
+              AND (EXISTS (SELECT 1 FROM pg_attribute a
+                           WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+                   OR c.relname = 'tenants')
+            ORDER BY 1`,
+        ),
+      )
+      expect(tables.map((t) => t.table)).toContain("miners")
+      for (const t of tables) {
         expect({ ...t, policies: t.policies > 0 }).toEqual({
           ...t,
           enabled: true,
           forced: true,
           policies: true,
         })
+      }
     }),
   )
 
