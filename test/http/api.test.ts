@@ -85,11 +85,38 @@ describe("HTTP API edge", () => {
         paths: Record<string, Record<string, { responses: Record<string, unknown> }>>
         components: { schemas: Record<string, unknown>; securitySchemes: Record<string, unknown> }
       }
-      expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(["/api/miners", "/api/miners/{id}"]))
+      expect(Object.keys(spec.paths)).toEqual(
+        expect.arrayContaining([
+          "/api/miners",
+          "/api/miners/{id}",
+          "/api/miners/{id}/retire",
+          "/api/miner-models",
+          "/api/miner-models/{id}",
+          "/api/portfolio/{userId}",
+          "/api/forecasts",
+          "/api/ops/market",
+          "/api/ops/incidents",
+          "/api/treasury/transactions",
+          "/api/crm/accounts",
+          "/api/crm/contacts",
+        ]),
+      )
+      expect(Object.keys(spec.paths["/api/miners/{id}"]!.patch!.responses)).toEqual(
+        expect.arrayContaining(["200", "400", "401", "404", "409", "422", "503"]),
+      )
+      expect(Object.keys(spec.paths["/api/crm/contacts"]!.post!.responses)).toContain("422")
       expect(Object.keys(spec.paths["/api/miners"]!.post!.responses)).toEqual(
         expect.arrayContaining(["201", "400", "401", "409", "422", "503"]),
       )
-      expect(spec.components.schemas).toHaveProperty("AddMiner")
+      for (const schema of [
+        "AddMiner",
+        "ChangeMiner",
+        "MinerModel",
+        "Portfolio",
+        "Forecasts",
+        "PostMarketData",
+      ])
+        expect(spec.components.schemas).toHaveProperty(schema)
       expect(JSON.stringify(spec)).toContain("application/problem+json")
       const docs = yield* api.call("/docs")
       expect(docs.status).toBe(200)
