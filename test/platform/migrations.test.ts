@@ -6,7 +6,7 @@ import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { MigrationChecksumMismatch, migrate, migrationsDir } from "../../src/platform/migrator.ts"
-import { clientFor, scratchDatabase, withClient } from "../support/database.ts"
+import { scratchDatabase, withClient } from "../support/database.ts"
 import { effectTest } from "../support/effect.ts"
 
 const fileCount = readdirSync(migrationsDir).filter((f) => f.endsWith(".sql")).length
