@@ -1,0 +1,79 @@
+/**
+ * `portfolio-recalc-group`: keeps each user's `portfolios` row in step with their holdings,
+ * treasury and the tenant's market data. Every recalculation runs under the user's lock and writes
+ * with its fencing token, so two members never interleave one user's figures and a holder whose
+ * lock expired cannot overwrite a newer result. The cached portfolio is dropped once committed.
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import { Cache } from "../../engine/cache/swr.ts"
+import { defineConsumer, type EventMeta, on } from "../../engine/consumer/definition.ts"
+import { Fatal } from "../../engine/consumer/errors.ts"
+import { Locks } from "../../engine/consumer/lock.ts"
+import { invalidatePortfolio } from "../cache-keys.ts"
+import { recalculatePortfolio } from "../portfolio/recalculate.ts"
+import { minerTopic, opsTopic, treasuryTopic } from "../topics.ts"
+import { afterUnit } from "./after-unit.ts"
+import { consumerGroups } from "./groups.ts"
+import type { PlatformServices } from "./services.ts"
+
+export const portfolioLockKey = (userId: string) => `lock:user:${userId}:portfolio`
+
+const dropCached = (tenantId: string, userId: string) =>
+  afterUnit(invalidatePortfolio(tenantId, userId).pipe(Effect.provide(Cache.layer)))
+
+const recalculate = (tenantId: string, userId: string, token: number) =>
+  Effect.zipRight(recalculatePortfolio(tenantId, userId, token), dropCached(tenantId, userId))
+
+/** For events the runtime locked by `portfolioLockKey`: recalculate with the runtime's token. */
+const forUser = (payload: { readonly userId: string }, meta: EventMeta) =>
+  meta.lock === undefined
+    ? Effect.fail(new Fatal({ message: `no lock held for ${payload.userId}'s portfolio` }))
+    : recalculate(meta.tenantId, payload.userId, meta.lock.token)
+
+/** Users whose figures depend on the market: those with active holdings or a portfolio already. */
+const usersToReprice = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ user_id: string }>`
+    SELECT user_id FROM miners WHERE status = 'active'
+    UNION
+    SELECT user_id FROM portfolios
+    ORDER BY user_id`
+  return rows.map((r) => r.user_id)
+})
+
+/**
+ * One market event reprices every user of the tenant, each under their own lock. Locks are taken
+ * one at a time in user order, so two members cannot wait on each other; a user being recalculated
+ * elsewhere right now is waited for (the lock's budget, then a retry by policy).
+ */
+const repriceTenant = (meta: EventMeta) =>
+  Effect.gen(function* () {
+    const locks = yield* Locks
+    for (const userId of yield* usersToReprice)
+      yield* locks.withLock(portfolioLockKey(userId), (held) =>
+        recalculate(meta.tenantId, userId, held.token),
+      )
+  })
+
+export const portfolioConsumer = defineConsumer<PlatformServices>({
+  name: "portfolio",
+  group: consumerGroups.portfolio,
+  subscriptions: [
+    on(
+      minerTopic,
+      { MinerAdded: forUser, MinerChanged: forUser, MinerRetired: forUser },
+      {
+        lockKey: (p) => portfolioLockKey(p.userId),
+      },
+    ),
+    on(
+      treasuryTopic,
+      { TreasuryTransactionRecorded: forUser },
+      {
+        lockKey: (p) => portfolioLockKey(p.userId),
+      },
+    ),
+    on(opsTopic, { MarketDataUpdated: (_, meta) => repriceTenant(meta) }),
+  ],
+})
