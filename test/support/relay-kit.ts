@@ -20,16 +20,22 @@ import { uniqueId } from "./ids.ts"
 export const relayDatabase = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const name = uniqueId("relay").replaceAll("-", "_")
+  // Slots outlive their relay's death for a moment and block DROP DATABASE, so end the walsenders,
+  // then drop the slots, retrying until they are gone.
+  const dropSlots = Effect.gen(function* () {
+    yield* sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+               WHERE datname = ${name} AND pid <> pg_backend_pid()`
+    yield* sql`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+               WHERE database = ${name} AND NOT active`
+    const left = yield* sql`SELECT 1 FROM pg_replication_slots WHERE database = ${name}`
+    if (left.length > 0) return yield* Effect.fail("slots still active")
+  })
   yield* Effect.acquireRelease(sql.unsafe(`CREATE DATABASE ${name}`), () =>
-    Effect.gen(function* () {
-      yield* sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                 WHERE datname = ${name} AND pid <> pg_backend_pid()`
-      yield* sql`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-                 WHERE database = ${name} AND NOT active`.pipe(
-        Effect.retry({ times: 20, schedule: Schedule.spaced("100 millis") }),
-      )
-      yield* sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    }).pipe(Effect.retry({ times: 20 }), Effect.orDie),
+    dropSlots.pipe(
+      Effect.retry({ schedule: Schedule.spaced("100 millis"), times: 100 }),
+      Effect.zipRight(sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)),
+      Effect.orDie,
+    ),
   )
   const url = new URL(process.env.DATABASE_URL!)
   url.pathname = `/${name}`

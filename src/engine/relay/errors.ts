@@ -11,9 +11,18 @@ export class RelayError extends Schema.TaggedError<RelayError>()("RelayError", {
   cause: Schema.optional(Schema.Defect),
 }) {
   override get message() {
-    const detail = this.cause instanceof Error ? `: ${this.cause.message}` : ""
-    return `relay: ${this.reason}${detail}`
+    return `relay: ${this.reason}${causeMessages(this.cause)}`
   }
+}
+
+/** SqlError says "Failed to execute statement"; what PostgreSQL said is in its cause. */
+const causeMessages = (cause: unknown): string => {
+  let out = ""
+  for (let c = cause, depth = 0; c instanceof Error && depth < 4; depth++) {
+    out += `: ${c.message}`
+    c = c.cause
+  }
+  return out
 }
 
 /**

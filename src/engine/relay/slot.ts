@@ -12,21 +12,30 @@ import { RelayError, relayError } from "./errors.ts"
 import { deliver } from "./publisher.ts"
 import { type OutboxRow, recordOf } from "./records.ts"
 
-type CatchUpRow = OutboxRow & { readonly txid: string; readonly seq: string }
+/** The cursor columns come as text (xid8 and bigint have no lossless JS number); aliased apart
+ * from `txid`/`seq` so ORDER BY still sorts the numeric columns. */
+type CatchUpRow = OutboxRow & { readonly txid_text: string; readonly seq_text: string }
 
+/**
+ * One REPEATABLE READ snapshot for the whole catch-up: a fresh snapshot per page would let a row
+ * with a lower (txid, seq) than the cursor become visible behind it and be skipped, then arrive
+ * late from the stream, after younger events of its aggregate. Everything that commits after this
+ * snapshot commits after the slot exists and so comes from the stream.
+ */
 const catchUp = (config: RelayConfig, producer: Producer) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`
     let after: CatchUpRow | undefined
     let total = 0
     while (true) {
       const cursor = after
       const rows: ReadonlyArray<CatchUpRow> = yield* sql<CatchUpRow>`
-        SELECT id, aggregatetype, aggregateid, type, payload, tenant_id, traceparent, txid::text AS txid,
-               seq::text AS seq
+        SELECT id, aggregatetype, aggregateid, type, payload, tenant_id, traceparent,
+               txid::text AS txid_text, seq::text AS seq_text
         FROM event_outbox
         WHERE published_at IS NULL
-          ${cursor ? sql`AND (txid, seq) > (${cursor.txid}::xid8, ${cursor.seq}::bigint)` : sql``}
+          ${cursor ? sql`AND (txid, seq) > (${cursor.txid_text}::xid8, ${cursor.seq_text}::bigint)` : sql``}
         ORDER BY txid, seq
         LIMIT ${config.batchSize}`
       if (rows.length === 0) break
@@ -35,7 +44,7 @@ const catchUp = (config: RelayConfig, producer: Producer) =>
       after = rows[rows.length - 1]
     }
     return total
-  })
+  }).pipe((self) => Effect.flatMap(SqlClient.SqlClient, (sql) => sql.withTransaction(self)))
 
 /** Ensures the slot exists and the catch-up is done; returns the LSN to stream from. */
 export const ensureSlot = (config: RelayConfig, producer: Producer) =>

@@ -10,7 +10,7 @@ import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from "pg-log
 import type { OutboxRecord } from "../record.ts"
 import type { RelayConfig } from "./config.ts"
 import { RelayError, relayError } from "./errors.ts"
-import { lsnToBigInt } from "./lsn.ts"
+import { lsnToBigInt, previousLsn } from "./lsn.ts"
 import { deliver } from "./publisher.ts"
 import { type OutboxRow, recordOf } from "./records.ts"
 import { awaitSlotFree, ensureSlot } from "./slot.ts"
@@ -78,8 +78,12 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
         }
       }
     })
+    // A keepalive carries the end of the last WAL record the server decoded, which may be exactly
+    // where the next, not yet sent, commit record starts. The library acknowledges `lsn + 1` and
+    // the server skips commits that start before the acknowledged position, so an idle position is
+    // queued one byte earlier: that next commit is still sent after a restart.
     service.on("heartbeat", (lsn: string) => {
-      if (open === undefined) Queue.unsafeOffer(positions, { lsn, records: [] })
+      if (open === undefined) Queue.unsafeOffer(positions, { lsn: previousLsn(lsn), records: [] })
     })
     service.on("start", () => Deferred.unsafeDone(started, Effect.void))
     service.on("error", (e: unknown) =>
