@@ -1,0 +1,384 @@
+/**
+ * `bun run bench e2e [--rate 1000] [--seconds 60] [--sweep 100,150,200,300,400,800] [--step-seconds 5]` —
+ * write → read end to end: POST /api/miners (Idempotency-Key) → outbox → WAL relay → Kafka →
+ * portfolio consumer group → the user's `portfolios` row. Each write adds a holding for a user of
+ * its own, so the write's recalculation is recognisable: latency = that row's `computed_at` minus
+ * the moment the request was sent. Processes, as in `bun run services`: the API, the relay and a
+ * portfolio member are subprocesses on a scratch database; the load generator is a subprocess of
+ * its own, open loop at a fixed rate (it reports how late it sent, to show when it is the limit).
+ * Then a sweep of rates finds the highest write rate the pipeline sustains.
+ *
+ * `bun bench/e2e.ts member <group>` and `bun bench/e2e.ts load <json>` are those subprocesses.
+ */
+
+import { readFileSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { parseArgs } from "node:util"
+import { SqlClient } from "@effect/sql"
+import { PgClient } from "@effect/sql-pg"
+import { type Subprocess, spawn } from "bun"
+import { Effect, Layer, Redacted, Schedule } from "effect"
+import { runMain } from "../src/bin/main.ts"
+import { memberLayer } from "../src/engine/consumer/runtime.ts"
+import { Outbox } from "../src/engine/outbox.ts"
+import { portfolioConsumer } from "../src/hashinsight/consumers/portfolio.ts"
+import { updateMarketData } from "../src/hashinsight/ops/market-data.ts"
+import { createTenant } from "../src/http/tenants.ts"
+import { DbLayer, KafkaLayer, PlatformLive } from "../src/platform/layers.ts"
+import { migrate } from "../src/platform/migrator.ts"
+import { freePort, projectRoot } from "../src/platform/stack.ts"
+import { startGroupAtEnd } from "../test/support/e2e-platform.ts"
+import { type BenchRow, percentile, report } from "./report.ts"
+
+interface LoadPlan {
+  readonly url: string
+  readonly apiKey: string
+  readonly rate: number
+  readonly seconds: number
+  readonly prefix: string
+  readonly out: string
+}
+
+interface Sent {
+  readonly user: string
+  /** Epoch ms when the request left. */
+  readonly sentAt: number
+  readonly status: number
+  readonly responseMs: number
+}
+
+interface LoadResult {
+  readonly sent: ReadonlyArray<Sent>
+  /** How late requests left against their schedule (ms): the generator's own limit. */
+  readonly lagP99: number
+  readonly lagMax: number
+  /** Not sent because too many were in flight (the system under test could not keep up). */
+  readonly shed: number
+  readonly elapsedMs: number
+}
+
+const maxInFlight = 2048
+
+/** The load generator process: open loop, `rate` writes per second for `seconds`. */
+const generateLoad = async (plan: LoadPlan) => {
+  const total = Math.round(plan.rate * plan.seconds)
+  const sent: Array<Sent> = []
+  const lags: Array<number> = []
+  let shed = 0
+  let inFlight = 0
+  const pending = new Set<Promise<void>>()
+  const send = (i: number) => {
+    const user = `${plan.prefix}-${i}`
+    const sentAt = performance.timeOrigin + performance.now()
+    const started = performance.now()
+    inFlight += 1
+    const p = fetch(`${plan.url}/api/miners`, {
+      method: "POST",
+      headers: {
+        Authorization: `Bearer ${plan.apiKey}`,
+        "Content-Type": "application/json",
+        "Idempotency-Key": `${plan.prefix}-${i}`,
+      },
+      body: JSON.stringify({
+        userId: user,
+        modelId: "antminer-s21",
+        count: 1 + (i % 5),
+        site: "bench",
+        powerPriceUsdPerKwh: 0.05,
+      }),
+    })
+      .then(async (r) => {
+        await r.arrayBuffer()
+        sent.push({ user, sentAt, status: r.status, responseMs: performance.now() - started })
+      })
+      .catch(() => {
+        sent.push({ user, sentAt, status: 0, responseMs: performance.now() - started })
+      })
+      .finally(() => {
+        inFlight -= 1
+        pending.delete(p)
+      })
+    pending.add(p)
+  }
+  const start = performance.now()
+  let next = 0
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const now = performance.now()
+      const due = Math.min(total, Math.floor(((now - start) / 1000) * plan.rate))
+      for (; next < due; next++) {
+        lags.push(now - (start + (next * 1000) / plan.rate))
+        if (inFlight >= maxInFlight) shed += 1
+        else send(next)
+      }
+      if (next >= total) {
+        clearInterval(timer)
+        resolve()
+      }
+    }, 1)
+  })
+  await Promise.all(pending)
+  lags.sort((a, b) => a - b)
+  const result: LoadResult = {
+    sent,
+    lagP99: percentile(lags, 99),
+    lagMax: lags[lags.length - 1] ?? 0,
+    shed,
+    elapsedMs: performance.now() - start,
+  }
+  writeFileSync(plan.out, JSON.stringify(result))
+}
+
+const childEnv = (databaseUrl: string, port: number) => ({
+  ...process.env,
+  DATABASE_URL: databaseUrl,
+  PORT: String(port),
+  LOG_LEVEL: "WARN",
+  NODE_NO_WARNINGS: "1",
+  DB_POOL_MAX: "20",
+})
+
+const child = (argv: ReadonlyArray<string>, env: Record<string, string | undefined>) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      spawn([process.execPath, ...argv], { cwd: projectRoot, env, stdout: "inherit", stderr: "inherit" }),
+    ),
+    (p: Subprocess) =>
+      Effect.promise(async () => {
+        p.kill("SIGTERM")
+        const exited = await Promise.race([p.exited, Bun.sleep(10_000).then(() => undefined)])
+        if (exited === undefined) p.kill("SIGKILL")
+      }),
+  )
+
+/** A migrated database of the bench's own; its slot and the database go when the scope closes. */
+const scratch = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const name = `bench_e2e_${Date.now().toString(36)}`
+  yield* Effect.acquireRelease(sql.unsafe(`CREATE DATABASE ${name}`), () =>
+    Effect.gen(function* () {
+      yield* sql`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                 WHERE database = ${name} AND NOT active`.pipe(
+        Effect.retry({ times: 30, schedule: Schedule.spaced("200 millis") }),
+      )
+      yield* sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    }).pipe(Effect.ignore),
+  )
+  const url = new URL(process.env.DATABASE_URL!)
+  url.pathname = `/${name}`
+  const layer = Layer.succeedContext(
+    yield* Layer.build(PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 4 })),
+  )
+  yield* migrate().pipe(Effect.provide(layer))
+  return { name, url: url.toString(), layer }
+})
+
+interface Outcome {
+  readonly target: number
+  readonly achieved: number
+  readonly ok: number
+  readonly failed: number
+  readonly shed: number
+  readonly visible: number
+  readonly http: ReadonlyArray<number>
+  readonly visibility: ReadonlyArray<number>
+  readonly lagP99: number
+  readonly lagMax: number
+}
+
+const stats = (xs: ReadonlyArray<number>) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99) }
+}
+
+export const run = async (args: ReadonlyArray<string>) => {
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      rate: { type: "string", default: "1000" },
+      seconds: { type: "string", default: "60" },
+      sweep: { type: "string", default: "100,150,200,300,400,800" },
+      "step-seconds": { type: "string", default: "5" },
+    },
+  })
+  const rate = Number(values.rate)
+  const seconds = Number(values.seconds)
+  const sweep = values.sweep
+    .split(",")
+    .filter(Boolean)
+    .map(Number)
+    .filter((n) => n > 0)
+  const stepSeconds = Number(values["step-seconds"])
+  const dir = tmpdir()
+
+  const program = Effect.gen(function* () {
+    const db = yield* scratch
+    const { tenant } = yield* Effect.gen(function* () {
+      const tenant = yield* createTenant(`bench-e2e-${Date.now().toString(36)}`)
+      // Portfolios get revenue figures, as in production: the tenant has market data.
+      yield* updateMarketData(tenant.id, {
+        btcPriceUsd: 100_000,
+        difficulty: 1.1e14,
+        blockRewardBtc: 3.125,
+        feesBtcPerBlock: 0.1,
+      })
+      return { tenant }
+    }).pipe(Effect.provide(Layer.merge(db.layer, Outbox.layer)))
+    const apiKey = Redacted.value(tenant.apiKey)
+    const port = yield* Effect.promise(freePort)
+    const env = childEnv(db.url, port)
+    const group = `${portfolioConsumer.group}-bench-${Date.now().toString(36)}`
+    yield* startGroupAtEnd(
+      group,
+      portfolioConsumer.subscriptions.map((s) => s.topic.name),
+    )
+    yield* child(["src/bin/api.ts"], env)
+    // Slot names are per cluster: the database's own name keeps the bench off anyone else's slot.
+    yield* child(["src/bin/relay.ts", "--mode", "wal", "--slot", db.name], env)
+    yield* child(["bench/e2e.ts", "member", group], env)
+    const url = `http://127.0.0.1:${port}`
+    yield* Effect.tryPromise(() => fetch(`${url}/openapi.json`)).pipe(
+      Effect.filterOrFail((r) => r.ok),
+      Effect.retry(Schedule.spaced("200 millis").pipe(Schedule.upTo("60 seconds"))),
+    )
+
+    const sql = yield* Effect.provide(SqlClient.SqlClient, db.layer)
+    const computedAt = (prefix: string) =>
+      sql<{ user_id: string; at: number }>`
+        SELECT user_id, extract(epoch FROM computed_at) * 1000 AS at FROM portfolios
+        WHERE tenant_id = ${tenant.id} AND user_id LIKE ${`${prefix}-%`}`.pipe(
+        Effect.map((rows) => new Map(rows.map((r) => [r.user_id, Number(r.at)]))),
+      )
+
+    let runs = 0
+    const scenario = (target: number, secs: number) =>
+      Effect.gen(function* () {
+        const prefix = `r${runs++}-${target}`
+        const out = join(dir, `bench-e2e-${process.pid}-${prefix}.json`)
+        const plan: LoadPlan = { url, apiKey, rate: target, seconds: secs, prefix, out }
+        const load = spawn([process.execPath, "bench/e2e.ts", "load", JSON.stringify(plan)], {
+          cwd: projectRoot,
+          env: { ...process.env, NODE_NO_WARNINGS: "1" },
+          stdout: "inherit",
+          stderr: "inherit",
+        })
+        yield* Effect.promise(() => load.exited)
+        const result = JSON.parse(readFileSync(out, "utf8")) as LoadResult
+        const ok = result.sent.filter((s) => s.status === 201)
+        // Wait until every accepted write is visible, or 20 s have passed without progress.
+        let seen = new Map<string, number>()
+        let lastCount = -1
+        let idleSince = Date.now()
+        while (seen.size < ok.length && Date.now() - idleSince < 20_000) {
+          yield* Effect.sleep("250 millis")
+          seen = yield* computedAt(prefix)
+          if (seen.size !== lastCount) {
+            lastCount = seen.size
+            idleSince = Date.now()
+          }
+        }
+        const visibility = ok.flatMap((s) => {
+          const at = seen.get(s.user)
+          return at === undefined ? [] : [at - s.sentAt]
+        })
+        const lastVisible = Math.max(...ok.map((s) => seen.get(s.user) ?? 0))
+        const firstSent = Math.min(...ok.map((s) => s.sentAt))
+        const outcome: Outcome = {
+          target,
+          achieved: ok.length / (Math.max(result.elapsedMs, lastVisible - firstSent) / 1000),
+          ok: ok.length,
+          failed: result.sent.length - ok.length,
+          shed: result.shed,
+          visible: visibility.length,
+          http: ok.map((s) => s.responseMs),
+          visibility,
+          lagP99: result.lagP99,
+          lagMax: result.lagMax,
+        }
+        const v = stats(visibility)
+        const h = stats(outcome.http)
+        console.log(
+          `rate ${target}/s × ${secs}s: ${ok.length} accepted (${outcome.failed} failed, ${result.shed} shed), ${visibility.length} visible, ` +
+            `end-to-end p50/p95/p99 ${v.p50.toFixed(0)}/${v.p95.toFixed(0)}/${v.p99.toFixed(0)} ms, ` +
+            `HTTP p95 ${h.p95.toFixed(0)} ms, ${outcome.achieved.toFixed(0)} writes/s end to end, generator lag p99 ${result.lagP99.toFixed(0)} ms`,
+        )
+        return outcome
+      })
+
+    // Warm-up: connections, group assignment, JIT. Nothing visible means the pipeline is broken.
+    const warm = yield* scenario(20, 2)
+    if (warm.visible < warm.ok)
+      return yield* Effect.dieMessage(`warm-up: ${warm.visible} of ${warm.ok} writes became visible`)
+    const fixed = yield* scenario(rate, seconds)
+    const stepped: Array<Outcome> = []
+    for (const r of sweep) stepped.push(yield* scenario(r, stepSeconds))
+
+    const rows: Array<BenchRow> = []
+    const name = `POST /api/miners → portfolio recalculated, ${rate} writes/s target for ${seconds} s`
+    const v = stats(fixed.visibility)
+    const h = stats(fixed.http)
+    rows.push(
+      {
+        system: "hashinsight",
+        scenario: name,
+        metric: "throughput",
+        value: fixed.achieved,
+        unit: "events/s",
+      },
+      { system: "hashinsight", scenario: name, metric: "p50", value: v.p50, unit: "ms" },
+      { system: "hashinsight", scenario: name, metric: "p95", value: v.p95, unit: "ms" },
+      { system: "hashinsight", scenario: name, metric: "p99", value: v.p99, unit: "ms" },
+      { system: "hashinsight", scenario: `${name} (HTTP response)`, metric: "p95", value: h.p95, unit: "ms" },
+    )
+    // Sustained: every write accepted and visible, and end to end kept up with the offered rate.
+    const sustained = stepped.filter(
+      (o) => o.failed === 0 && o.shed === 0 && o.visible === o.ok && o.achieved >= 0.9 * o.target,
+    )
+    const best = sustained.reduce<Outcome | undefined>(
+      (b, o) => (b === undefined || o.achieved > b.achieved ? o : b),
+      undefined,
+    )
+    rows.push({
+      system: "hashinsight",
+      scenario: `highest sustained write rate (steps ${sweep.join(", ")} writes/s × ${stepSeconds} s)`,
+      metric: "throughput",
+      value: best?.achieved ?? 0,
+      unit: "events/s",
+    })
+    const notes = [
+      "latency = portfolios.computed_at (transaction start of the recalculation, just before commit) − the moment the load generator sent the POST; one new user per write, so each write is one MinerAdded event and one recalculation under that user's lock",
+      "processes: API, WAL relay and one portfolio-recalc member as subprocesses (bun), load generator its own subprocess (bun fetch, open loop); PostgreSQL, Redis and the librdkafka mock Kafka on the same 2-core machine; intel and crm-sync groups not running",
+      ...[fixed, ...stepped].map(
+        (o) =>
+          `target ${o.target}/s: ${o.ok} accepted, ${o.failed} failed, ${o.shed} shed at ${maxInFlight} in flight, ${o.visible} visible, ${o.achieved.toFixed(0)} writes/s end to end; HTTP p50/p95/p99 ${Object.values(
+            stats(o.http),
+          )
+            .map((x) => x.toFixed(0))
+            .join("/")} ms; end-to-end p50/p95/p99 ${Object.values(stats(o.visibility))
+            .map((x) => x.toFixed(0))
+            .join("/")} ms; generator lag p99 ${o.lagP99.toFixed(1)} ms, max ${o.lagMax.toFixed(1)} ms`,
+      ),
+    ]
+    report("e2e", rows, notes)
+  })
+
+  await Effect.runPromise(
+    program.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(DbLayer, KafkaLayer)), Effect.orDie),
+  )
+}
+
+if (import.meta.main) {
+  const [role, arg] = process.argv.slice(2)
+  if (role === "load" && arg) {
+    await generateLoad(JSON.parse(arg) as LoadPlan)
+    process.exit(0)
+  } else if (role === "member" && arg) {
+    runMain(Layer.launch(memberLayer({ ...portfolioConsumer, group: arg })), PlatformLive)
+  } else {
+    console.error(
+      "usage: bun bench/e2e.ts member <group> | load <plan-json>  (run the bench with `bun run bench e2e`)",
+    )
+    process.exit(2)
+  }
+}
