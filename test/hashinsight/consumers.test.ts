@@ -1,0 +1,85 @@
+/**
+ * The HashInsight consumer registry, and `afterUnit` — the hook the consumers use to drop cached
+ * reads only once their transaction has committed.
+ */
+import { describe, expect, test } from "bun:test"
+import { SqlClient } from "@effect/sql"
+import { Deferred, Effect } from "effect"
+import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
+import { Fatal } from "../../src/engine/consumer/errors.ts"
+import { decodeRetryPolicy } from "../../src/engine/consumer/retry.ts"
+import { afterUnit } from "../../src/hashinsight/consumers/after-unit.ts"
+import { consumers } from "../../src/hashinsight/consumers/index.ts"
+import {
+  dlqRows,
+  ensureEffectsTable,
+  eventually,
+  produce,
+  startMember,
+  workRecord,
+  workTopic,
+  writeEffect,
+} from "../support/consumer-fixtures.ts"
+import { effectTest } from "../support/effect.ts"
+import { uniqueId } from "../support/ids.ts"
+
+describe("consumer registry", () => {
+  test("every consumer name runs its contract group with a valid retry policy", () => {
+    expect(Object.fromEntries(Object.entries(consumers).map(([name, d]) => [name, d.group]))).toEqual({
+      portfolio: "portfolio-recalc-group",
+      intel: "intel-group",
+      "crm-sync": "crm-sync-group",
+    })
+    for (const d of Object.values(consumers)) expect(decodeRetryPolicy(d.retry)).toEqual(d.retry)
+  })
+})
+
+describe("afterUnit", () => {
+  effectTest(
+    "runs once the handler's transaction has committed (or the event is dead-lettered), on a connection of its own",
+    () =>
+      Effect.gen(function* () {
+        yield* ensureEffectsTable
+        const sql = yield* SqlClient.SqlClient
+        const topic = workTopic()
+        const group = uniqueId("after-unit")
+        const seen = new Map<string, Deferred.Deferred<number>>()
+        const rowsOf = (eventId: string) =>
+          Effect.map(
+            sql<{ n: number }>`SELECT count(*)::int AS n FROM consumer_test_effects
+                               WHERE consumer_group = ${group} AND event_id = ${eventId}`,
+            (rows) => rows[0]!.n,
+          )
+        const consumer = defineConsumer({
+          name: "after-unit",
+          group,
+          retry: { maxAttempts: 1, baseDelayMs: 0, factor: 1, capMs: 0, jitter: 0 },
+          subscriptions: [
+            on(topic, {
+              Work: (p, meta) =>
+                Effect.gen(function* () {
+                  yield* writeEffect(group, meta.eventId, meta.tenantId, p.label)
+                  // Inside the transaction nobody else sees the row yet; afterwards everybody does.
+                  yield* afterUnit(
+                    Effect.flatMap(rowsOf(meta.eventId), (n) => Deferred.succeed(seen.get(meta.eventId)!, n)),
+                  )
+                  yield* Effect.sleep("200 millis")
+                  if (p.label === "fail") return yield* new Fatal({ message: "refused" })
+                }),
+            }),
+          ],
+        })
+        const ok = workRecord({ label: "ok" })
+        const failing = workRecord({ label: "fail" })
+        for (const r of [ok, failing]) seen.set(r.id, yield* Deferred.make<number>())
+        yield* produce(topic.name, [ok, failing])
+        yield* startMember(consumer)
+        // The committed event's row was visible to the hook's own connection.
+        expect(yield* Deferred.await(seen.get(ok.id)!)).toBe(1)
+        // The failed one ran the hook only after its rollback: no row.
+        expect(yield* Deferred.await(seen.get(failing.id)!)).toBe(0)
+        yield* eventually(Effect.map(dlqRows(group), (rows) => rows.length === 1))
+      }),
+    { timeout: 60_000 },
+  )
+})
