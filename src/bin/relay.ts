@@ -6,7 +6,7 @@
  */
 import { CliConfig, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { BunContext } from "@effect/platform-bun"
-import { Config, Duration, Effect, Layer, Schema } from "effect"
+import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { type RelayConfig, relayDefaults, runRelay } from "../engine/relay/index.ts"
 import { AppConfig } from "../platform/config.ts"
 import { DbLive } from "../platform/db.ts"
@@ -20,8 +20,10 @@ const mode = Options.choice("mode", ["wal", "poll"]).pipe(
 const slot = Options.text("slot").pipe(
   // PostgreSQL's rule for slot names
   Options.withSchema(Schema.String.pipe(Schema.pattern(/^[a-z0-9_]{1,63}$/))),
-  Options.withDefault(relayDefaults.slot),
-  Options.withDescription("replication slot (WAL) and leadership lock name"),
+  Options.optional,
+  Options.withDescription(
+    `replication slot (WAL) and leadership lock name; default ${relayDefaults.slot}_<database>, since slot names are cluster-wide`,
+  ),
 )
 const batchSize = Options.integer("batch-size").pipe(
   Options.withDefault(relayDefaults.batchSize),
@@ -43,6 +45,12 @@ const retention = Config.all({
   ),
 })
 
+/** One slot per database: two databases on one cluster must not share (and fight over) a slot. */
+const defaultSlot = (databaseUrl: string) => {
+  const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) || "postgres"
+  return `${relayDefaults.slot}_${database.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`.slice(0, 63)
+}
+
 const relay = Command.make("relay", { mode, slot, batchSize, pollInterval, standbyPoll }, (flags) =>
   Effect.gen(function* () {
     const app = yield* AppConfig
@@ -50,7 +58,7 @@ const relay = Command.make("relay", { mode, slot, batchSize, pollInterval, stand
       ...relayDefaults,
       ...(yield* retention),
       mode: flags.mode,
-      slot: flags.slot,
+      slot: Option.getOrElse(flags.slot, () => defaultSlot(Redacted.value(app.databaseUrl))),
       batchSize: flags.batchSize,
       pollInterval: Duration.millis(flags.pollInterval),
       standbyPoll: Duration.millis(flags.standbyPoll),
