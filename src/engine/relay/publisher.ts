@@ -13,6 +13,13 @@ const retrySchedule = Schedule.exponential("100 millis", 2).pipe(
   Schedule.jittered,
 )
 
+/**
+ * Most events per `sendBatch`. kafkajs groups a batch's messages per partition by copying the
+ * partition's array for every message, so one request's cost grows with the square of its size:
+ * 20,000 events in one call went through at ~14k/s against the mock, 500 at ~60k+/s.
+ */
+const maxEventsPerSend = 500
+
 const sendOnce = (producer: Producer, records: ReadonlyArray<OutboxRecord>) =>
   Effect.tryPromise({
     try: () => producer.sendBatch({ topicMessages: topicMessagesOf(records), acks: -1 }),
@@ -20,32 +27,42 @@ const sendOnce = (producer: Producer, records: ReadonlyArray<OutboxRecord>) =>
   })
 
 /**
- * Sends `records` in order and, once Kafka acknowledged every one of them, runs `confirm` (the WAL
- * ack or the `published_at` mark) — never before. The first attempt and `confirm` are
- * uninterruptible, so a shutdown lets an in-flight batch finish and be confirmed; a batch that is
- * still failing may be interrupted, and the next relay sends its events again.
+ * Sends `records` in order (in chunks of `maxEventsPerSend`, one after the other, so a chunk never
+ * overtakes an earlier one) and, once Kafka acknowledged every one of them, runs `confirm` (the WAL
+ * ack or the `published_at` mark) — never before. First attempts and `confirm` are uninterruptible,
+ * so a shutdown lets an in-flight batch finish and be confirmed; a chunk that is still failing may
+ * be interrupted, and the next relay sends the batch's events again.
  */
 export const deliver = <E, R>(
   producer: Producer,
   records: ReadonlyArray<OutboxRecord>,
   confirm: Effect.Effect<void, E, R>,
 ) =>
-  Effect.uninterruptibleMask((restore) =>
-    (records.length === 0 ? Effect.void : Effect.asVoid(sendOnce(producer, records))).pipe(
-      Effect.catchAll((first) =>
-        restore(
-          Effect.logWarning(`kafka send of ${records.length} events failed, retrying: ${first.message}`).pipe(
-            Effect.zipRight(
-              sendOnce(producer, records).pipe(
-                Effect.tapError((e) => Effect.logWarning(`kafka send still failing: ${e.message}`)),
-                Effect.retry(retrySchedule),
-                // the schedule never ends: only interruption leaves this loop
-                Effect.orDie,
+  Effect.uninterruptibleMask((restore) => {
+    const sendChunk = (chunk: ReadonlyArray<OutboxRecord>) =>
+      sendOnce(producer, chunk).pipe(
+        Effect.catchAll((first) =>
+          restore(
+            Effect.logWarning(`kafka send of ${chunk.length} events failed, retrying: ${first.message}`).pipe(
+              Effect.zipRight(
+                sendOnce(producer, chunk).pipe(
+                  Effect.tapError((e) => Effect.logWarning(`kafka send still failing: ${e.message}`)),
+                  Effect.retry(retrySchedule),
+                  // the schedule never ends: only interruption leaves this loop
+                  Effect.orDie,
+                ),
               ),
             ),
           ),
         ),
-      ),
+      )
+    return Effect.forEach(chunksOf(records, maxEventsPerSend), sendChunk, { discard: true }).pipe(
       Effect.zipRight(confirm),
-    ),
-  ).pipe(Effect.withSpan("Relay.deliver", { attributes: { events: records.length } }))
+    )
+  }).pipe(Effect.withSpan("Relay.deliver", { attributes: { events: records.length } }))
+
+const chunksOf = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
+  const out: Array<ReadonlyArray<A>> = []
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size))
+  return out
+}

@@ -17,10 +17,10 @@ import { awaitSlotFree, ensureSlot } from "./slot.ts"
 import { setWakeupTrigger } from "./wakeup.ts"
 
 /**
- * A position that is safe to acknowledge once everything queued before it is in Kafka: a commit
- * (with its events) or an idle keepalive (none).
+ * A committed transaction: its commit LSN is safe to acknowledge once its events and every earlier
+ * transaction's are in Kafka.
  */
-interface Position {
+interface Commit {
   readonly lsn: string
   readonly records: ReadonlyArray<OutboxRecord>
 }
@@ -51,7 +51,7 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
       (s) => Effect.promise(() => s.destroy()).pipe(Effect.timeout("5 seconds"), Effect.ignore),
     )
     const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [config.publication] })
-    const positions = yield* Queue.unbounded<Position>()
+    const commits = yield* Queue.unbounded<Commit>()
     const failed = yield* Deferred.make<never, RelayError>()
     const started = yield* Deferred.make<void>()
 
@@ -60,9 +60,13 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
     let open: Array<OutboxRecord> | undefined
     let buffered = 0
     let paused = false
+    /** Commits queued so far, and how many of them are confirmed (acknowledged, in order). */
+    let queued = 0
+    let confirmed = 0
+    /** The latest idle position: acknowledgeable once the `after` commits queued before it are. */
+    let idle: { readonly lsn: string; readonly after: number } | undefined
 
-    // Called synchronously per protocol message, in stream order; the keepalive markers share the
-    // queue with commits so an idle ack can never overtake an unsent transaction.
+    // Called synchronously per protocol message, in stream order.
     service.on("data", (_lsn: string, msg: Pgoutput.Message) => {
       if (msg.tag === "begin") open = []
       else if (msg.tag === "insert" && msg.relation.name === "event_outbox")
@@ -70,7 +74,8 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
       else if (msg.tag === "commit") {
         const records = open ?? []
         open = undefined
-        Queue.unsafeOffer(positions, { lsn: msg.commitLsn ?? "0/0", records })
+        Queue.unsafeOffer(commits, { lsn: msg.commitLsn ?? "0/0", records })
+        queued++
         buffered += records.length
         if (!paused && buffered > highWater) {
           paused = true
@@ -81,9 +86,11 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
     // A keepalive carries the end of the last WAL record the server decoded, which may be exactly
     // where the next, not yet sent, commit record starts. The library acknowledges `lsn + 1` and
     // the server skips commits that start before the acknowledged position, so an idle position is
-    // queued one byte earlier: that next commit is still sent after a restart.
+    // kept one byte earlier: that next commit is still sent after a restart. The server sends a
+    // keepalive after nearly every transaction; only the latest is kept and the keepalive loop
+    // acknowledges it, so busy streams don't answer each one.
     service.on("heartbeat", (lsn: string) => {
-      if (open === undefined) Queue.unsafeOffer(positions, { lsn: previousLsn(lsn), records: [] })
+      if (open === undefined) idle = { lsn: previousLsn(lsn), after: queued }
     })
     service.on("start", () => Deferred.unsafeDone(started, Effect.void))
     service.on("error", (e: unknown) =>
@@ -93,23 +100,25 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
     const acknowledge = (lsn: string, ping: boolean) =>
       Effect.promise(() => service.acknowledge(lsn, ping)).pipe(Effect.asVoid)
 
-    const confirm = (position: Position, events: number) =>
+    const confirm = (taken: ReadonlyArray<Commit>, events: number) =>
       Effect.suspend(() => {
         buffered -= events
         if (paused && buffered < lowWater) {
           paused = false
           socketOf(service)?.resume?.()
         }
-        if (lsnToBigInt(position.lsn) <= lsnToBigInt(acked)) return Effect.void
-        acked = position.lsn
-        if (events > 0) ackedCommit = acked
+        confirmed += taken.length
+        const last = taken[taken.length - 1]!.lsn
+        if (lsnToBigInt(last) <= lsnToBigInt(acked)) return Effect.void
+        acked = last
+        if (events > 0) ackedCommit = last
         return acknowledge(acked, false)
       })
 
     const batches = Effect.gen(function* () {
-      const taken = Chunk.toReadonlyArray(yield* Queue.takeBetween(positions, 1, config.batchSize))
-      const records = taken.flatMap((p) => p.records)
-      yield* deliver(producer, records, confirm(taken[taken.length - 1]!, records.length))
+      const taken = Chunk.toReadonlyArray(yield* Queue.takeBetween(commits, 1, config.batchSize))
+      const records = taken.flatMap((c) => c.records)
+      yield* deliver(producer, records, confirm(taken, records.length))
     }).pipe(Effect.forever)
 
     // Standby status every second keeps wal_sender_timeout satisfied during a Kafka outage, and the
@@ -119,6 +128,7 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
     // an idle relay writing forever.
     let mirrored = startLsn
     const keepalive = Effect.gen(function* () {
+      if (idle && confirmed >= idle.after && lsnToBigInt(idle.lsn) > lsnToBigInt(acked)) acked = idle.lsn
       yield* acknowledge(acked, true)
       if (ackedCommit === mirrored) return
       mirrored = ackedCommit
