@@ -5,29 +5,19 @@
  * this never does — it waits for the old transaction instead. NOTIFY only wakes it early.
  */
 import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
-import { Effect, Queue, Stream } from "effect"
+import { Effect, Queue } from "effect"
 import type { Producer } from "kafkajs"
-import { type RelayConfig, wakeupChannel } from "./config.ts"
+import type { RelayConfig } from "./config.ts"
 import { relayError } from "./errors.ts"
 import { deliver } from "./publisher.ts"
 import { type OutboxRow, recordOf } from "./records.ts"
-import { setWakeupTrigger } from "./wakeup.ts"
+import { setWakeupTrigger, wakeups } from "./wakeup.ts"
 
 export const pollRelay = (config: RelayConfig, producer: Producer) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
-    const pg = yield* PgClient.PgClient
+    const wake = yield* wakeups(config)
     yield* setWakeupTrigger(true)
-
-    const wake = yield* Queue.sliding<void>(1)
-    yield* pg.listen(wakeupChannel).pipe(
-      Stream.runForEach(() => Queue.offer(wake, undefined)),
-      Effect.catchAll((e) =>
-        Effect.logWarning(`LISTEN ${wakeupChannel} failed; polling on the interval: ${e}`),
-      ),
-      Effect.forkScoped,
-    )
 
     const visibleBatch = sql<OutboxRow>`
       SELECT id, aggregatetype, aggregateid, type, payload, tenant_id, traceparent

@@ -5,7 +5,9 @@
  * still runs on its interval.
  */
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Effect, Queue, Redacted } from "effect"
+import pg from "pg"
+import { type RelayConfig, wakeupChannel } from "./config.ts"
 
 export const setWakeupTrigger = (enabled: boolean) =>
   Effect.gen(function* () {
@@ -26,3 +28,37 @@ export const setWakeupTrigger = (enabled: boolean) =>
     Effect.catchAll((e) => Effect.logWarning(`could not switch the outbox wake-up trigger: ${e.message}`)),
     Effect.withSpan("Relay.setWakeupTrigger"),
   )
+
+/**
+ * Wake-ups as a sliding queue of one, fed by a LISTEN session of its own. Not `PgClient.listen`:
+ * it drops notifications whose payload is empty, and the trigger's are. A session that cannot
+ * listen or breaks only costs latency: the poller keeps running on its interval.
+ */
+export const wakeups = (config: RelayConfig) =>
+  Effect.gen(function* () {
+    const wake = yield* Queue.sliding<void>(1)
+    const onWake = () => Queue.unsafeOffer(wake, undefined)
+    yield* Effect.acquireRelease(
+      Effect.tryPromise(async () => {
+        const client = new pg.Client({
+          connectionString: Redacted.value(config.databaseUrl),
+          application_name: `hashinsight-relay-wakeup:${config.slot}`,
+        })
+        client.on("error", () => undefined)
+        client.on("notification", onWake)
+        await client.connect()
+        await client.query(`LISTEN ${pg.escapeIdentifier(wakeupChannel)}`)
+        return client
+      }),
+      (client) =>
+        Effect.promise(() => client.end().catch(() => undefined)).pipe(
+          Effect.timeout("5 seconds"),
+          Effect.ignore,
+        ),
+    ).pipe(
+      Effect.catchAll((e) =>
+        Effect.logWarning(`LISTEN ${wakeupChannel} failed; polling on the interval: ${e.message}`),
+      ),
+    )
+    return wake
+  })
