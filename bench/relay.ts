@@ -298,11 +298,14 @@ const latency = (run: Run) =>
     const committed = new Map<string, number>()
     const received = new Map<string, number>()
     // The mock broker does not wake a waiting fetch when data arrives: a short wait bounds what
-    // the consumer itself adds to each latency sample.
+    // the consumer itself adds to each latency sample. No offset commits: kafkajs would commit
+    // after every fetched batch, on the one worker that also hands out the next batches, and under
+    // load those round trips held samples back by up to ~100 ms.
     const consumer = yield* run.kafka.consumer({ groupId: `bench-${agg}`, maxWaitTimeInMs: 2 })
     yield* Effect.promise(() => consumer.subscribe({ topic, fromBeginning: true }))
     yield* Effect.promise(() =>
       consumer.run({
+        autoCommit: false,
         eachBatch: async ({ batch }) => {
           const t = now()
           for (const m of batch.messages) {
@@ -427,7 +430,7 @@ const rowsOf = (m: Measured, rate: number): Array<BenchRow> => {
 const notesOf = (results: ReadonlyArray<Measured>, o: Options): Array<string> => {
   const notes = [
     `throughput: ${o.events} events in transactions of ${o.batch} (multi-row INSERT via unnest, 2 writer connections, 1000 aggregates, ~200-byte JSON payload); timed from the first COMMIT returning until Kafka end offsets of the run's topic reach N (broker-acknowledged records, polled every 20 ms); relay process started and warmed with one event first; cap ${o.capSeconds} s`,
-    `latency: ${o.rate} events/s open-loop for ${o.seconds} s, 1 event per transaction, 4 writer connections; sample = bench consumer receive time − writer's COMMIT return time (same process clock); includes PostgreSQL commit→relay, relay→Kafka produce ack, and the bench consumer's fetch (maxWaitTimeInMs=2; the mock Kafka does not wake waiting fetches)`,
+    `latency: ${o.rate} events/s open-loop for ${o.seconds} s, 1 event per transaction, 4 writer connections; sample = bench consumer receive time − writer's COMMIT return time (same process clock); includes PostgreSQL commit→relay, relay→Kafka produce ack, and the bench consumer's fetch (one kafkajs consumer in the writer's process for every system: maxWaitTimeInMs=2 as the mock Kafka does not wake waiting fetches, autoCommit off as a per-batch OffsetCommit delayed samples by up to ~100 ms under load)`,
     `both relays run as separate processes (ours: bun src/bin/relay.ts --mode M, LOG_LEVEL=WARN; peer: bench/peer/pgto-relay.ts with pg-transactional-outbox 0.5.7, logger disabled, handler awaits kafkajs producer.send with acks=-1 per message, segment = aggregate id with its segment-mutex concurrency controller in WAL mode; polling: nextMessagesBatchSize=100, pollingInterval=100 ms, library defaults otherwise)`,
     `same PostgreSQL (fsync=off, synchronous_commit=on) and Kafka (librdkafka mock, 3 brokers) for all; each system+mode on a fresh database; 2 shared cores, other developers' processes were running`,
   ]
