@@ -2,46 +2,63 @@
  * Bearer-key authentication as an HttpApi middleware: resolves `Authorization: Bearer <key>` to
  * exactly one tenant and provides it as `CurrentTenant` to the handlers. A missing or unknown key
  * is 401; a tenant store that cannot answer is 503 (never a guess).
+ *
+ * Known keys are remembered in-process, by their hash, for `keyTtl` (30 s by default, at most
+ * `keyCapacity` keys): the tenant lookup is not a database round trip per request. The price: a
+ * deleted or rotated key keeps working for up to `keyTtl` in each API process that saw it. Unknown
+ * keys and failed lookups are not remembered, so a new key works at once and an outage ends at once.
  */
 import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
-import { Context, Effect, Layer, Option, Redacted, Schema } from "effect"
+import { Cache, Context, Duration, Effect, Exit, Layer, Option, Redacted, Schema } from "effect"
 import { ServiceUnavailable, Unauthorized } from "./problem.ts"
-import { findTenantByKey, type Tenant } from "./tenants.ts"
+import { findTenantByKeyHash, hashApiKey, type Tenant } from "./tenants.ts"
 
 export class CurrentTenant extends Context.Tag("CurrentTenant")<CurrentTenant, Tenant>() {}
+
+export const defaultKeyTtl = Duration.seconds(30)
+const keyCapacity = 10_000
 
 export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("Authentication", {
   failure: Schema.Union(Unauthorized, ServiceUnavailable),
   provides: CurrentTenant,
   security: { bearer: HttpApiSecurity.bearer },
 }) {
-  static readonly layer = Layer.effect(
-    Authentication,
-    Effect.gen(function* () {
-      const sql = yield* SqlClient.SqlClient
-      return Authentication.of({
-        bearer: (token) => {
-          const key = Redacted.value(token).trim()
-          if (key === "")
-            return Effect.fail(new Unauthorized({ detail: "send Authorization: Bearer <api key>" }))
-          return findTenantByKey(key).pipe(
-            Effect.provideService(SqlClient.SqlClient, sql),
-            Effect.catchTag("SqlError", (e) =>
-              Effect.zipRight(
-                Effect.logWarning("tenant lookup failed", e),
-                Effect.fail(new ServiceUnavailable({ detail: "the tenant store is unavailable" })),
+  static readonly layerWith = (options: { readonly keyTtl: Duration.DurationInput }) =>
+    Layer.effect(
+      Authentication,
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const tenants = yield* Cache.makeWith({
+          capacity: keyCapacity,
+          lookup: (keyHash: string) =>
+            findTenantByKeyHash(keyHash).pipe(Effect.provideService(SqlClient.SqlClient, sql)),
+          timeToLive: (exit) =>
+            Exit.isSuccess(exit) && Option.isSome(exit.value) ? options.keyTtl : Duration.zero,
+        })
+        return Authentication.of({
+          bearer: (token) => {
+            const key = Redacted.value(token).trim()
+            if (key === "")
+              return Effect.fail(new Unauthorized({ detail: "send Authorization: Bearer <api key>" }))
+            return tenants.get(hashApiKey(key)).pipe(
+              Effect.catchTag("SqlError", (e) =>
+                Effect.zipRight(
+                  Effect.logWarning("tenant lookup failed", e),
+                  Effect.fail(new ServiceUnavailable({ detail: "the tenant store is unavailable" })),
+                ),
               ),
-            ),
-            Effect.flatMap(
-              Option.match({
-                onNone: () => Effect.fail(new Unauthorized({ detail: "unknown API key" })),
-                onSome: Effect.succeed,
-              }),
-            ),
-          )
-        },
-      })
-    }),
-  )
+              Effect.flatMap(
+                Option.match({
+                  onNone: () => Effect.fail(new Unauthorized({ detail: "unknown API key" })),
+                  onSome: Effect.succeed,
+                }),
+              ),
+            )
+          },
+        })
+      }),
+    )
+
+  static readonly layer = Authentication.layerWith({ keyTtl: defaultKeyTtl })
 }

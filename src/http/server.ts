@@ -6,7 +6,7 @@
  */
 import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { BunHttpServer } from "@effect/platform-bun"
-import { Effect, Layer } from "effect"
+import { type Duration, Effect, Layer } from "effect"
 import { Cache } from "../engine/cache/swr.ts"
 import { CatalogueLive } from "../hashinsight/catalogue/handlers.ts"
 import { CrmLive } from "../hashinsight/crm/handlers.ts"
@@ -17,28 +17,34 @@ import { PortfolioLive } from "../hashinsight/portfolio/handlers.ts"
 import { TreasuryLive } from "../hashinsight/treasury/handlers.ts"
 import { AppConfig } from "../platform/config.ts"
 import { HashInsightApi } from "./api.ts"
-import { Authentication } from "./authentication.ts"
+import { Authentication, defaultKeyTtl } from "./authentication.ts"
 import { maxBodyBytes, ProblemEdge } from "./edge.ts"
 import { IdempotencyStore } from "./idempotency.ts"
 
+export interface ServerOptions {
+  /** How long a known API key is trusted without asking the database (default 30 s). */
+  readonly keyTtl?: Duration.DurationInput
+}
+
 /** The API's routes and their services, without a server: for `serve` or a web handler. */
-export const ApiRoutes = HttpApiBuilder.api(HashInsightApi).pipe(
-  Layer.provide(
-    Layer.mergeAll(CatalogueLive, MinersLive, PortfolioLive, ForecastsLive, OpsLive, TreasuryLive, CrmLive),
-  ),
-  Layer.provide(Cache.layer),
-  Layer.provide(Authentication.layer),
-  Layer.provideMerge(IdempotencyStore.layer),
-)
+export const apiRoutes = (options: ServerOptions = {}) =>
+  HttpApiBuilder.api(HashInsightApi).pipe(
+    Layer.provide(
+      Layer.mergeAll(CatalogueLive, MinersLive, PortfolioLive, ForecastsLive, OpsLive, TreasuryLive, CrmLive),
+    ),
+    Layer.provide(Cache.layer),
+    Layer.provide(Authentication.layerWith({ keyTtl: options.keyTtl ?? defaultKeyTtl })),
+    Layer.provideMerge(IdempotencyStore.layer),
+  )
 
 /** Serves the API on `port` (0 = any free port; the bound address is logged). */
-export const makeServer = (port: number) =>
+export const makeServer = (port: number, options: ServerOptions = {}) =>
   HttpApiBuilder.serve().pipe(
     Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(ProblemEdge),
     Layer.provide(IdempotencyStore.purgeLoop),
-    Layer.provide(ApiRoutes),
+    Layer.provide(apiRoutes(options)),
     HttpServer.withLogAddress,
     // Bun's own limit backs up the edge's for bodies that arrive without a Content-Length.
     Layer.provide(

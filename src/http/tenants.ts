@@ -25,8 +25,9 @@ export const createTenant = Effect.fn("Tenants.create")(function* (name: string)
   return { id, name, apiKey: Redacted.make(apiKey) }
 })
 
-export const findTenantByKey = Effect.fn("Tenants.findByKey")(function* (apiKey: string) {
+/** The tenant whose API key hashes to `keyHash` (see `hashApiKey`), if any. */
+export const findTenantByKeyHash = Effect.fn("Tenants.findByKeyHash")(function* (keyHash: string) {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<Tenant>`SELECT id, name FROM tenants WHERE api_key_hash = ${hashApiKey(apiKey)}`
+  const rows = yield* sql<Tenant>`SELECT id, name FROM tenants WHERE api_key_hash = ${keyHash}`
   return Option.fromNullable(rows[0])
 })

@@ -67,6 +67,27 @@ describe("Idempotency-Key", () => {
     { timeout: 30_000 },
   )
 
+  effectTest("concurrent replays of a completed key all get the stored response, none a 409", () =>
+    Effect.gen(function* () {
+      const api = yield* startApi()
+      const t = yield* newTenant
+      const body = addMinerBody({ userId: "replayer" })
+      const headers = { "idempotency-key": uniqueId("replays") }
+      const first = yield* api.call("/api/miners", { method: "POST", key: t.key, body, headers })
+      expect(first.status).toBe(201)
+      const replies = yield* Effect.all(
+        Array.from({ length: 50 }, () =>
+          api.call("/api/miners", { method: "POST", key: t.key, body, headers }),
+        ),
+        { concurrency: "unbounded" },
+      )
+      expect(replies.map((r) => [r.status, r.headers.get("idempotent-replayed"), r.text])).toEqual(
+        replies.map(() => [201, "true", first.text]),
+      )
+      expect(yield* countFor(t.id)).toEqual({ miners: 1, events: 1 })
+    }),
+  )
+
   effectTest("a rejected write is recorded: its replay is the identical 422", () =>
     Effect.gen(function* () {
       const api = yield* startApi()

@@ -5,7 +5,7 @@
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Redacted } from "effect"
 import { Outbox } from "../../src/engine/outbox.ts"
-import { makeServer } from "../../src/http/server.ts"
+import { makeServer, type ServerOptions } from "../../src/http/server.ts"
 import { createTenant } from "../../src/http/tenants.ts"
 import { freePort } from "../../src/platform/stack.ts"
 import { clientFor } from "../support/database.ts"
@@ -43,10 +43,10 @@ const call =
     })
 
 /** The API on the test's own SqlClient (or on `databaseUrl`), up until the test's scope closes. */
-export const startApi = (databaseUrl?: string) =>
+export const startApi = (databaseUrl?: string, options: ServerOptions = {}) =>
   Effect.gen(function* () {
     const port = yield* Effect.promise(() => freePort())
-    const server = makeServer(port).pipe(Layer.provide(Outbox.layer))
+    const server = makeServer(port, options).pipe(Layer.provide(Outbox.layer))
     if (databaseUrl === undefined) yield* Layer.build(server)
     else yield* Layer.build(server.pipe(Layer.provide(clientFor(databaseUrl))))
     const base = `http://127.0.0.1:${port}`
