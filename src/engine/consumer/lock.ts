@@ -7,7 +7,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Context, Duration, Effect, Layer, Schedule } from "effect"
-import { Redis } from "../../platform/redis.ts"
+import { Redis, type RedisError } from "../../platform/redis.ts"
 import { FencingRejected, LockContended } from "./errors.ts"
 
 const acquireScript = `
@@ -51,7 +51,16 @@ export class Locks extends Context.Tag("Locks")<
     readonly withLock: <A, E, R>(
       key: string,
       use: (held: Held) => Effect.Effect<A, E, R>,
-    ) => Effect.Effect<A, E | LockContended | import("../../platform/redis.ts").RedisError, R>
+    ) => Effect.Effect<A, E | LockContended | RedisError, R>
+    /**
+     * Runs `use` while holding every key at once, each with its fencing token. The keys are taken
+     * all or nothing — a holder never waits while holding some of them — so two holders of
+     * overlapping sets cannot deadlock.
+     */
+    readonly withLocks: <A, E, R>(
+      keys: ReadonlyArray<string>,
+      use: (held: ReadonlyMap<string, Held>) => Effect.Effect<A, E, R>,
+    ) => Effect.Effect<A, E | LockContended | RedisError, R>
   }
 >() {
   static readonly make = (options: LockOptions) =>
@@ -59,19 +68,43 @@ export class Locks extends Context.Tag("Locks")<
       const redis = yield* Redis
       const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
 
-      const tryAcquire = (key: string, token: string) =>
-        redis
-          .use("lock.acquire", (c) => c.eval(acquireScript, 2, key, fenceKey(key), token, ttlMs))
-          .pipe(
-            Effect.flatMap((fence) =>
-              Number(fence) > 0
-                ? Effect.succeed(Number(fence))
-                : Effect.fail(new LockContended({ lockKey: key })),
-            ),
-          )
+      // One script call per key (keys of different users may live on different cluster nodes);
+      // ioredis pipelines the concurrent calls, so a set costs about one round trip.
+      const perKey = <A>(
+        op: string,
+        keys: ReadonlyArray<string>,
+        f: (key: string) => Effect.Effect<A, RedisError>,
+      ) => Effect.forEach(keys, f, { concurrency: "unbounded" }).pipe(Effect.withSpan(op))
 
-      const acquire = (key: string, token: string) =>
-        tryAcquire(key, token).pipe(
+      const release = (keys: ReadonlyArray<string>, token: string) =>
+        perKey("Locks.release", keys, (key) =>
+          redis.use("lock.release", (c) => c.eval(releaseScript, 1, key, token)),
+        ).pipe(
+          Effect.timeout(Duration.seconds(2)),
+          // An unreleased lock still expires after its ttl; nothing else to do.
+          Effect.ignore,
+        )
+
+      const tryAcquire = (keys: ReadonlyArray<string>, token: string) =>
+        perKey("Locks.tryAcquire", keys, (key) =>
+          redis.use("lock.acquire", (c) => c.eval(acquireScript, 2, key, fenceKey(key), token, ttlMs)),
+        ).pipe(
+          // Some keys may have been taken before Redis failed: give them back rather than wait for the ttl.
+          Effect.tapError(() => release(keys, token)),
+          Effect.flatMap((fences) => {
+            const contended = keys.find((_, i) => !(Number(fences[i]) > 0))
+            if (contended === undefined)
+              return Effect.succeed(new Map(keys.map((key, i) => [key, { key, token: Number(fences[i]) }])))
+            const taken = keys.filter((_, i) => Number(fences[i]) > 0)
+            return Effect.zipRight(
+              release(taken, token),
+              Effect.fail(new LockContended({ lockKey: contended })),
+            )
+          }),
+        )
+
+      const acquire = (keys: ReadonlyArray<string>, token: string) =>
+        tryAcquire(keys, token).pipe(
           Effect.retry({
             schedule: Schedule.spaced(Duration.millis(20)).pipe(
               Schedule.jittered,
@@ -81,46 +114,47 @@ export class Locks extends Context.Tag("Locks")<
           }),
         )
 
-      const release = (key: string, token: string) =>
-        redis
-          .use("lock.release", (c) => c.eval(releaseScript, 1, key, token))
-          .pipe(
-            Effect.timeout(Duration.seconds(2)),
-            // An unreleased lock still expires after its ttl; nothing else to do.
-            Effect.ignore,
-          )
-
-      const renew = (key: string, token: string) =>
-        redis
-          .use("lock.renew", (c) => c.eval(renewScript, 1, key, token, ttlMs))
-          .pipe(
-            Effect.flatMap((ok) =>
-              Number(ok) === 1
-                ? Effect.void
-                : Effect.logWarning(`lock ${key} was lost while held; fencing will reject a late write`),
+      const renew = (keys: ReadonlyArray<string>, token: string) =>
+        perKey("Locks.renew", keys, (key) =>
+          redis
+            .use("lock.renew", (c) => c.eval(renewScript, 1, key, token, ttlMs))
+            .pipe(
+              Effect.flatMap((ok) =>
+                Number(ok) === 1
+                  ? Effect.void
+                  : Effect.logWarning(`lock ${key} was lost while held; fencing will reject a late write`),
+              ),
             ),
-            Effect.ignore,
-          )
+        ).pipe(Effect.ignore)
 
-      const withLock = <A, E, R>(key: string, use: (held: Held) => Effect.Effect<A, E, R>) => {
+      const withLocks = <A, E, R>(
+        keys: ReadonlyArray<string>,
+        use: (held: ReadonlyMap<string, Held>) => Effect.Effect<A, E, R>,
+      ) => {
+        const sorted = Array.from(new Set(keys)).sort()
         const token = crypto.randomUUID()
         return Effect.acquireUseRelease(
-          acquire(key, token),
-          (fence) =>
+          acquire(sorted, token),
+          (held) =>
             Effect.gen(function* () {
               yield* Effect.forkScoped(
-                renew(key, token).pipe(
+                renew(sorted, token).pipe(
                   Effect.repeat(Schedule.spaced(options.renewEvery)),
                   Effect.delay(options.renewEvery),
                 ),
               )
-              return yield* use({ key, token: fence })
+              return yield* use(held)
             }).pipe(Effect.scoped),
-          () => release(key, token),
-        ).pipe(Effect.withSpan("Locks.withLock", { attributes: { key } }))
+          () => release(sorted, token),
+        ).pipe(Effect.withSpan("Locks.withLocks", { attributes: { keys: sorted.length } }))
       }
 
-      return Locks.of({ withLock })
+      const withLock = <A, E, R>(key: string, use: (held: Held) => Effect.Effect<A, E, R>) =>
+        withLocks([key], (held) => use(held.get(key)!)).pipe(
+          Effect.withSpan("Locks.withLock", { attributes: { key } }),
+        )
+
+      return Locks.of({ withLock, withLocks })
     })
 
   static readonly layerWith = (options: LockOptions) => Layer.effect(Locks, Locks.make(options))
@@ -128,16 +162,24 @@ export class Locks extends Context.Tag("Locks")<
 }
 
 /**
- * Records `held.token` as the newest for its key, in the caller's transaction. Rejected when the
- * database has already seen a newer token: this holder's lock expired and someone else wrote since.
- * The row stays locked until commit, so holders are also serialised at the database.
+ * Records each `held.token` as the newest for its key, in the caller's transaction (one statement,
+ * rows in key order so two transactions lock them in the same order). Rejected when the database
+ * has already seen a newer token for a key: this holder's lock expired and someone else wrote since.
+ * The rows stay locked until commit, so holders are also serialised at the database.
  */
-export const fence = Effect.fn("Locks.fence")(function* (held: Held) {
+export const fenceAll = Effect.fn("Locks.fence")(function* (held: ReadonlyArray<Held>) {
+  if (held.length === 0) return
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql`
-    INSERT INTO lock_fences (lock_key, token) VALUES (${held.key}, ${held.token})
+  const sorted = [...held].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  const rows = yield* sql<{ lock_key: string }>`
+    INSERT INTO lock_fences ${sql.insert(sorted.map((h) => ({ lock_key: h.key, token: h.token })))}
     ON CONFLICT (lock_key) DO UPDATE SET token = excluded.token, updated_at = now()
     WHERE lock_fences.token <= excluded.token
-    RETURNING token`
-  if (rows.length === 0) return yield* new FencingRejected({ lockKey: held.key, token: held.token })
+    RETURNING lock_key`
+  if (rows.length === sorted.length) return
+  const written = new Set(rows.map((r) => r.lock_key))
+  const stale = sorted.find((h) => !written.has(h.key))!
+  return yield* new FencingRejected({ lockKey: stale.key, token: stale.token })
 })
+
+export const fence = (held: Held) => fenceAll([held])

@@ -1,20 +1,24 @@
 /**
  * Runs units of records to completion: effects committed with their inbox rows, or the record in
- * the DLQ. Only then may the runtime resolve the offset. A chunk of lock-free events is claimed
- * and handled in one transaction (the throughput path); when one of its handlers fails, the events
- * before it are redone as a chunk, the failing one continues on the per-event path (its failed try
- * counted as attempt 1) and the rest follow. Retries wait outside any transaction and any lock.
+ * the DLQ. Only then may the runtime resolve the offset. A chunk of events is claimed and handled
+ * in one transaction (the throughput path): the distinct lock keys its events name are taken
+ * together first and fenced together at commit. When one of its handlers (or the work it deferred
+ * with `beforeCommit`) fails, the events before it are redone as a chunk, the failing one continues
+ * on the per-event path (its failed try counted as attempt 1) and the rest follow; when the locks
+ * cannot be had, or a fence rejects, every event goes the per-event path. Retries wait outside any
+ * transaction and any lock.
  */
 import { SqlClient } from "@effect/sql"
 import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Schedule } from "effect"
 import { appRole, withTenant } from "../../platform/db.ts"
 import { headersAsText } from "../record.ts"
+import { DeferredFailed, makeUnitWork, UnitWork } from "./before-commit.ts"
 import { classify, isRetryable, type Verdict } from "./classify.ts"
 import type { ConsumerDefinition, EventMeta } from "./definition.ts"
 import { markReplayed, markReplayFailed, writeDeadLetter } from "./dlq.ts"
 import { Fatal } from "./errors.ts"
 import { claim, type InboxRow } from "./inbox.ts"
-import { fence, type Held, Locks } from "./lock.ts"
+import { fenceAll, type Held, Locks } from "./lock.ts"
 import * as M from "./metrics.ts"
 import { type Parsed, position, type Ready, type Unit } from "./records.ts"
 import { retrySchedule } from "./retry.ts"
@@ -55,13 +59,13 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
     const schedule = retrySchedule(def.retry)
 
     /** The handler, timed; a defect (a thrown exception) becomes a Fatal: retrying a bug won't help. */
-    const invoke = (r: Ready, attempt: number, lock: Held | undefined) => {
+    const invoke = (r: Ready, attempt: number, lock: Held | undefined, unitWork: UnitWork["Type"]) => {
       const meta: EventMeta = { ...r.meta, ...position(r.raw), attempt, lock }
       return Effect.gen(function* () {
         const start = yield* Clock.currentTimeNanos
         yield* (r.handler(r.payload, meta) as Effect.Effect<void, unknown, R | SqlClient.SqlClient>).pipe(
           Effect.mapInputContext((inner: Context.Context<SqlClient.SqlClient>) =>
-            Context.merge(services, inner),
+            Context.add(Context.merge(services, inner), UnitWork, unitWork),
           ),
         )
         const end = yield* Clock.currentTimeNanos
@@ -102,14 +106,19 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
         yield* Metric.increment(dlqTotal)
       }).pipe(Effect.retry(persistently), Effect.orDie)
 
-    /** One attempt of one event: claim, handle, fence, close a replayed DLQ row — one transaction. */
+    /**
+     * One attempt of one event: claim, handle, deferred work, fence, close a replayed DLQ row — one
+     * transaction.
+     */
     const attemptOne = (r: Ready, attempt: number, lock: Held | undefined) =>
       withTenant(r.meta.tenantId)(
         Effect.gen(function* () {
           const claimed = yield* claim(def.group, [inboxRow(r)])
           if (claimed.has(r.meta.eventId)) {
-            yield* invoke(r, attempt, lock)
-            if (lock) yield* fence(lock)
+            const work = makeUnitWork()
+            yield* invoke(r, attempt, lock, work.forEvent(0, r.meta.tenantId))
+            yield* work.flush(() => Effect.void).pipe(Effect.mapError((e) => e.error))
+            if (lock) yield* fenceAll([lock])
           }
           if (r.replayDlqId !== undefined) yield* markReplayed(def.group, r.replayDlqId)
           return claimed.has(r.meta.eventId)
@@ -146,48 +155,67 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
 
     /**
      * One transaction for a chunk that may mix tenants: as the RLS-bound role, the tenant switched
-     * (transaction-locally) before each tenant's inbox rows and before each handler, so every
-     * statement sees only its event's tenant while partition order is kept.
+     * (transaction-locally) before each tenant's inbox rows, before each handler and before each
+     * deferred work, so every statement sees only its event's tenant while partition order is kept.
+     * `held` has the chunk's locks; the keys of the events that ran are fenced just before commit.
      */
-    const runChunk = (items: ReadonlyArray<Ready>) =>
-      sql
-        .withTransaction(
-          Effect.gen(function* () {
-            yield* sql.unsafe(`SET LOCAL ROLE ${appRole}`)
-            let current: string | undefined
-            const useTenant = (tenantId: string) =>
-              tenantId === current
-                ? Effect.void
-                : Effect.zipRight(
-                    sql`SELECT set_config('app.tenant_id', ${tenantId}, true)`,
-                    Effect.sync(() => {
-                      current = tenantId
-                    }),
-                  )
-            const byTenant = new Map<string, Array<Ready>>()
-            for (const r of items)
-              byTenant.set(r.meta.tenantId, [...(byTenant.get(r.meta.tenantId) ?? []), r])
-            const claimed = new Set<string>()
-            for (const [tenantId, rows] of byTenant) {
-              yield* useTenant(tenantId)
-              for (const id of yield* claim(def.group, rows.map(inboxRow))) claimed.add(id)
-            }
-            let done = 0
-            for (const [index, r] of items.entries()) {
-              // `delete`, not `has`: the same event twice in one chunk runs once.
-              if (!claimed.delete(r.meta.eventId)) continue
-              yield* useTenant(r.meta.tenantId)
-              yield* invoke(r, 1, undefined).pipe(
-                Effect.mapError((error) => new ChunkFailed({ index, error })),
-              )
-              done += 1
-            }
-            return done
-          }),
-        )
-        .pipe(
-          Effect.mapError((e) => (e instanceof ChunkFailed ? e : new ChunkFailed({ index: -1, error: e }))),
-        )
+    const runChunkTransaction = (items: ReadonlyArray<Ready>, held: ReadonlyMap<string, Held>) =>
+      sql.withTransaction(
+        Effect.gen(function* () {
+          yield* sql.unsafe(`SET LOCAL ROLE ${appRole}`)
+          let current: string | undefined
+          const useTenant = (tenantId: string) =>
+            tenantId === current
+              ? Effect.void
+              : Effect.zipRight(
+                  sql`SELECT set_config('app.tenant_id', ${tenantId}, true)`,
+                  Effect.sync(() => {
+                    current = tenantId
+                  }),
+                )
+          const byTenant = new Map<string, Array<Ready>>()
+          for (const r of items) byTenant.set(r.meta.tenantId, [...(byTenant.get(r.meta.tenantId) ?? []), r])
+          const claimed = new Set<string>()
+          for (const [tenantId, rows] of byTenant) {
+            yield* useTenant(tenantId)
+            for (const id of yield* claim(def.group, rows.map(inboxRow))) claimed.add(id)
+          }
+          const work = makeUnitWork()
+          const used = new Map<string, Held>()
+          let done = 0
+          for (const [index, r] of items.entries()) {
+            // `delete`, not `has`: the same event twice in one chunk runs once.
+            if (!claimed.delete(r.meta.eventId)) continue
+            yield* useTenant(r.meta.tenantId)
+            const lock = r.lockKey === undefined ? undefined : held.get(r.lockKey)
+            yield* invoke(r, 1, lock, work.forEvent(index, r.meta.tenantId)).pipe(
+              Effect.mapError((error) => new ChunkFailed({ index, error })),
+            )
+            if (lock) used.set(lock.key, lock)
+            done += 1
+          }
+          yield* work.flush(useTenant)
+          yield* fenceAll([...used.values()])
+          return done
+        }),
+      )
+
+    const runChunk = (items: ReadonlyArray<Ready>) => {
+      const keys = items.flatMap((r) => (r.lockKey === undefined ? [] : [r.lockKey]))
+      return (
+        keys.length === 0
+          ? runChunkTransaction(items, new Map())
+          : locks.withLocks(keys, (held) => runChunkTransaction(items, held))
+      ).pipe(
+        Effect.mapError((e) =>
+          e instanceof ChunkFailed
+            ? e
+            : e instanceof DeferredFailed
+              ? new ChunkFailed({ index: e.index, error: e.error })
+              : new ChunkFailed({ index: -1, error: e }),
+        ),
+      )
+    }
 
     const chunk = (items: ReadonlyArray<Ready>): Effect.Effect<void, never, SqlClient.SqlClient> =>
       Effect.gen(function* () {

@@ -117,7 +117,7 @@ export type Unit =
   | { readonly _tag: "Skip"; readonly items: ReadonlyArray<Extract<Parsed, { _tag: "Skip" }>> }
   | { readonly _tag: "Poison"; readonly item: Extract<Parsed, { _tag: "Poison" }> }
   | { readonly _tag: "Single"; readonly item: Ready }
-  /** Lock-free events, claimed and handled in one transaction. */
+  /** Events claimed and handled in one transaction, under all the locks they name. */
   | { readonly _tag: "Chunk"; readonly items: ReadonlyArray<Ready> }
 
 export const lastOffsetOf = (unit: Unit): string => {
@@ -130,7 +130,7 @@ export const lastOffsetOf = (unit: Unit): string => {
   }
 }
 
-/** Groups a batch into units, keeping order; locked or replayed events go one by one. */
+/** Groups a batch into units, keeping order; replayed events go one by one. */
 export const plan = (parsed: ReadonlyArray<Parsed>, maxChunk: number): ReadonlyArray<Unit> => {
   const units: Array<Unit> = []
   for (const p of parsed) {
@@ -140,7 +140,7 @@ export const plan = (parsed: ReadonlyArray<Parsed>, maxChunk: number): ReadonlyA
       else units.push({ _tag: "Skip", items: [p] })
     } else if (p._tag === "Poison") {
       units.push({ _tag: "Poison", item: p })
-    } else if (p.lockKey !== undefined || p.replayDlqId !== undefined) {
+    } else if (p.replayDlqId !== undefined) {
       units.push({ _tag: "Single", item: p })
     } else if (last?._tag === "Chunk" && last.items.length < maxChunk) {
       ;(last.items as Array<Ready>).push(p)

@@ -37,7 +37,10 @@ export const retrySchedule = (p: RetryPolicy): Schedule.Schedule<unknown> => {
   const jittered =
     p.jitter > 0 ? Schedule.jitteredWith(exponential, { min: 1 - p.jitter, max: 1 + p.jitter }) : exponential
   return jittered.pipe(
-    Schedule.modifyDelay((_, delay) => Duration.min(delay, Duration.millis(p.capMs))),
+    // Whole milliseconds: a jittered fraction would let float error carry a delay past the cap.
+    Schedule.modifyDelay((_, delay) =>
+      Duration.millis(Math.round(Math.min(Duration.toMillis(delay), p.capMs))),
+    ),
     Schedule.intersect(Schedule.recurs(p.maxAttempts - 1)),
   )
 }
