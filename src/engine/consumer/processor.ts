@@ -174,7 +174,11 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
                   }),
                 )
           const byTenant = new Map<string, Array<Ready>>()
-          for (const r of items) byTenant.set(r.meta.tenantId, [...(byTenant.get(r.meta.tenantId) ?? []), r])
+          for (const r of items) {
+            const rows = byTenant.get(r.meta.tenantId)
+            if (rows) rows.push(r)
+            else byTenant.set(r.meta.tenantId, [r])
+          }
           const claimed = new Set<string>()
           for (const [tenantId, rows] of byTenant) {
             yield* useTenant(tenantId)

@@ -7,9 +7,10 @@
  */
 import { Effect } from "effect"
 import { Cache } from "../../engine/cache/swr.ts"
+import { beforeCommit, beforeCommitBatch } from "../../engine/consumer/before-commit.ts"
 import { defineConsumer, type EventMeta, on } from "../../engine/consumer/definition.ts"
 import { invalidateForecasts } from "../cache-keys.ts"
-import { refreshForecasts } from "../portfolio/refresh-forecasts.ts"
+import { refreshForecasts, refreshUserForecasts } from "../portfolio/refresh-forecasts.ts"
 import { minerTopic, opsTopic } from "../topics.ts"
 import { afterUnit } from "./after-unit.ts"
 import { consumerGroups } from "./groups.ts"
@@ -20,11 +21,21 @@ export const forecastLockKey = (userId: string) => `lock:user:${userId}:forecast
 const dropCached = (tenantId: string, userId?: string) =>
   afterUnit(invalidateForecasts(tenantId, userId).pipe(Effect.provide(Cache.layer)))
 
+/** A user's holdings changed: their portfolio forecast, once per unit for all its users of a tenant. */
 const forUser = (payload: { readonly userId: string }, meta: EventMeta) =>
-  Effect.zipRight(refreshForecasts(meta.tenantId, payload.userId), dropCached(meta.tenantId, payload.userId))
+  beforeCommitBatch(`forecasts:${meta.tenantId}`, payload.userId, (users) =>
+    Effect.zipRight(
+      refreshUserForecasts(meta.tenantId, users),
+      Effect.forEach(new Set(users), (user) => dropCached(meta.tenantId, user), { discard: true }),
+    ),
+  )
 
+/** The market changed: every model's and every user's forecast, once per unit. */
 const forTenant = (meta: EventMeta) =>
-  Effect.zipRight(refreshForecasts(meta.tenantId), dropCached(meta.tenantId))
+  beforeCommit(
+    `forecasts-all:${meta.tenantId}`,
+    Effect.zipRight(refreshForecasts(meta.tenantId), dropCached(meta.tenantId)),
+  )
 
 export const intelConsumer = defineConsumer<PlatformServices>({
   name: "intel",

@@ -7,11 +7,12 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { Cache } from "../../engine/cache/swr.ts"
+import { beforeCommit, beforeCommitBatch } from "../../engine/consumer/before-commit.ts"
 import { defineConsumer, type EventMeta, on } from "../../engine/consumer/definition.ts"
 import { Fatal } from "../../engine/consumer/errors.ts"
 import { Locks } from "../../engine/consumer/lock.ts"
 import { invalidatePortfolio } from "../cache-keys.ts"
-import { recalculatePortfolio } from "../portfolio/recalculate.ts"
+import { recalculatePortfolio, recalculatePortfolios } from "../portfolio/recalculate.ts"
 import { minerTopic, opsTopic, treasuryTopic } from "../topics.ts"
 import { afterUnit } from "./after-unit.ts"
 import { consumerGroups } from "./groups.ts"
@@ -25,11 +26,25 @@ const dropCached = (tenantId: string, userId: string) =>
 const recalculate = (tenantId: string, userId: string, token: number) =>
   Effect.zipRight(recalculatePortfolio(tenantId, userId, token), dropCached(tenantId, userId))
 
-/** For events the runtime locked by `portfolioLockKey`: recalculate with the runtime's token. */
+/**
+ * For events the runtime locked by `portfolioLockKey`: recalculated with the runtime's token at the
+ * end of the unit, every user of the tenant the unit touched in one round of statements, so a chunk
+ * with many events of a user recalculates that user once.
+ */
 const forUser = (payload: { readonly userId: string }, meta: EventMeta) =>
   meta.lock === undefined
     ? Effect.fail(new Fatal({ message: `no lock held for ${payload.userId}'s portfolio` }))
-    : recalculate(meta.tenantId, payload.userId, meta.lock.token)
+    : beforeCommitBatch(
+        `portfolio:${meta.tenantId}`,
+        { userId: payload.userId, fenceToken: meta.lock.token },
+        (targets) =>
+          Effect.zipRight(
+            recalculatePortfolios(meta.tenantId, targets),
+            Effect.forEach(new Set(targets.map((t) => t.userId)), (user) => dropCached(meta.tenantId, user), {
+              discard: true,
+            }),
+          ),
+      )
 
 /** Users whose figures depend on the market: those with active holdings or a portfolio already. */
 const usersToReprice = Effect.gen(function* () {
@@ -43,18 +58,22 @@ const usersToReprice = Effect.gen(function* () {
 })
 
 /**
- * One market event reprices every user of the tenant, each under their own lock. Locks are taken
+ * A market event reprices every user of the tenant, each under their own lock. Locks are taken
  * one at a time in user order, so two members cannot wait on each other; a user being recalculated
- * elsewhere right now is waited for (the lock's budget, then a retry by policy).
+ * elsewhere right now is waited for (the lock's budget, then a retry by policy). Several market
+ * events of a tenant in one unit reprice once, at the newest market data.
  */
 const repriceTenant = (meta: EventMeta) =>
-  Effect.gen(function* () {
-    const locks = yield* Locks
-    for (const userId of yield* usersToReprice)
-      yield* locks.withLock(portfolioLockKey(userId), (held) =>
-        recalculate(meta.tenantId, userId, held.token),
-      )
-  })
+  beforeCommit(
+    `reprice:${meta.tenantId}`,
+    Effect.gen(function* () {
+      const locks = yield* Locks
+      for (const userId of yield* usersToReprice)
+        yield* locks.withLock(portfolioLockKey(userId), (held) =>
+          recalculate(meta.tenantId, userId, held.token),
+        )
+    }),
+  )
 
 export const portfolioConsumer = defineConsumer<PlatformServices>({
   name: "portfolio",

@@ -32,13 +32,29 @@ export const activeHoldings = Effect.fn("Portfolio.activeHoldings")(function* (
   })(undefined)
 })
 
-export const treasuryBtcOf = Effect.fn("Portfolio.treasuryBtc")(function* (userId: string) {
+/** Treasury BTC per user; a user without transactions holds 0. */
+export const treasuryBtcOfUsers = Effect.fn("Portfolio.treasuryBtc")(function* (
+  userIds: ReadonlyArray<string>,
+) {
   const sql = yield* SqlClient.SqlClient
-  const [row] = yield* SqlSchema.findAll({
-    Request: Schema.String,
-    Result: Schema.Struct({ btc: Numeric }),
-    execute: (user) => sql`
-      SELECT coalesce(sum(btc_delta), 0) AS btc FROM treasury_transactions WHERE user_id = ${user}`,
-  })(userId)
-  return row?.btc ?? 0
+  const rows = yield* SqlSchema.findAll({
+    Request: Schema.Void,
+    Result: Schema.Struct({ userId: Schema.String, btc: Numeric }),
+    execute: () => sql`
+      SELECT user_id AS "userId", sum(btc_delta) AS btc FROM treasury_transactions
+      WHERE user_id IN ${sql.in(userIds)} GROUP BY user_id`,
+  })(undefined)
+  const byUser = new Map(rows.map((r) => [r.userId, r.btc]))
+  return new Map(userIds.map((u) => [u, byUser.get(u) ?? 0]))
 })
+
+/** Holdings by user, each user's in query order. */
+export const groupByUser = (holdings: ReadonlyArray<HoldingRow>) => {
+  const byUser = new Map<string, Array<HoldingRow>>()
+  for (const h of holdings) {
+    const list = byUser.get(h.userId)
+    if (list) list.push(h)
+    else byUser.set(h.userId, [h])
+  }
+  return byUser
+}

@@ -1,6 +1,7 @@
 /**
  * `refreshForecasts`: under the tenant's latest market data, recomputes the forecast of every
- * SHA-256 catalogue model and of one user's portfolio (or every user's) and upserts `forecasts`.
+ * SHA-256 catalogue model and of one user's portfolio (or every user's) and upserts `forecasts`;
+ * `refreshUserForecasts` recomputes only some users' portfolio forecasts.
  * Without market data there is nothing to forecast and nothing is written.
  */
 import { SqlClient } from "@effect/sql"
@@ -10,19 +11,22 @@ import { listMinerModels } from "../catalogue.ts"
 import { BITCOIN_ALGORITHM, capacityOf } from "../economics.ts"
 import { defaultTrend, type Forecast, forecast, type Trend } from "../forecast.ts"
 import { latestMarketData } from "../ops/market-data.ts"
-import { activeHoldings, type HoldingRow } from "./holdings.ts"
+import { activeHoldings, groupByUser } from "./holdings.ts"
 
 export interface ForecastRefresh {
   readonly models: number
   readonly portfolios: number
 }
 
-export const refreshForecasts = Effect.fn("Forecast.refresh")(function* (
-  tenantId: string,
-  userId?: string,
-  trend: Trend = defaultTrend,
-) {
-  return yield* withTenant(tenantId)(
+interface Scope {
+  /** Refresh every model's forecast too (they depend on the market data only). */
+  readonly models: boolean
+  /** These users' portfolio forecasts; undefined = every user of the tenant. */
+  readonly users: ReadonlyArray<string> | undefined
+}
+
+const refresh = (tenantId: string, scope: Scope, trend: Trend) =>
+  withTenant(tenantId)(
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
       const market = yield* latestMarketData
@@ -40,10 +44,12 @@ export const refreshForecasts = Effect.fn("Forecast.refresh")(function* (
         power_cost_usd: f.powerCostUsd,
         profit_usd: f.profitUsd,
       })
-      const models = (yield* listMinerModels).filter((m) => m.algorithm === BITCOIN_ALGORITHM)
-      const byUser = groupByUser(yield* activeHoldings(userId === undefined ? undefined : [userId]))
+      const models = scope.models
+        ? (yield* listMinerModels).filter((m) => m.algorithm === BITCOIN_ALGORITHM)
+        : []
+      const byUser = groupByUser(yield* activeHoldings(scope.users))
       // A named user with no active holdings still gets a (zero) forecast, replacing a stale one.
-      if (userId !== undefined && !byUser.has(userId)) byUser.set(userId, [])
+      for (const user of scope.users ?? []) if (!byUser.has(user)) byUser.set(user, [])
       const rows = [
         ...models.map((m) => row("model", m.id, forecast(m, n, trend))),
         ...Array.from(byUser, ([user, holdings]) => {
@@ -60,7 +66,10 @@ export const refreshForecasts = Effect.fn("Forecast.refresh")(function* (
           return row("portfolio", user, f)
         }),
       ]
-      if (userId === undefined) {
+      // Key order, so two refreshes of one tenant lock their rows in the same order.
+      const keyOf = (r: (typeof rows)[number]) => `${r.subject_kind}:${r.subject_id}`
+      rows.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0))
+      if (scope.users === undefined) {
         // Users whose holdings are all gone keep no forecast.
         yield* sql`DELETE FROM forecasts WHERE subject_kind = 'portfolio'
                    AND NOT (subject_id = ANY(${Array.from(byUser.keys())}))`
@@ -81,14 +90,25 @@ export const refreshForecasts = Effect.fn("Forecast.refresh")(function* (
       return { models: models.length, portfolios: byUser.size } satisfies ForecastRefresh
     }),
   )
+
+/** Every model's forecast and one user's portfolio forecast (or every user's). */
+export const refreshForecasts = Effect.fn("Forecast.refresh")(function* (
+  tenantId: string,
+  userId?: string,
+  trend: Trend = defaultTrend,
+) {
+  return yield* refresh(tenantId, { models: true, users: userId === undefined ? undefined : [userId] }, trend)
 })
 
-const groupByUser = (holdings: ReadonlyArray<HoldingRow>) => {
-  const byUser = new Map<string, Array<HoldingRow>>()
-  for (const h of holdings) {
-    const list = byUser.get(h.userId)
-    if (list) list.push(h)
-    else byUser.set(h.userId, [h])
-  }
-  return byUser
-}
+/**
+ * Only these users' portfolio forecasts: what a change of their holdings affects. The model
+ * forecasts depend on the market data alone and are refreshed when it changes.
+ */
+export const refreshUserForecasts = Effect.fn("Forecast.refreshUsers")(function* (
+  tenantId: string,
+  userIds: ReadonlyArray<string>,
+  trend: Trend = defaultTrend,
+) {
+  if (userIds.length === 0) return { models: 0, portfolios: 0 } satisfies ForecastRefresh
+  return yield* refresh(tenantId, { models: false, users: [...new Set(userIds)] }, trend)
+})
