@@ -7,6 +7,7 @@ import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Layer } from "effect"
 import { AppConfig } from "./config.ts"
+import { coalescingSocket } from "./pg-socket.ts"
 
 export const appRole = "hashinsight_app"
 
@@ -18,6 +19,7 @@ export const DbLive = Layer.unwrapEffect(
       idleTimeout: Duration.seconds(30),
       connectTimeout: Duration.seconds(5),
       applicationName: "hashinsight",
+      stream: coalescingSocket,
     }),
   ),
 )
