@@ -5,7 +5,7 @@
  * still runs on its interval.
  */
 import { SqlClient } from "@effect/sql"
-import { Effect, Queue, Redacted } from "effect"
+import { Deferred, Effect, Queue, Redacted } from "effect"
 import pg from "pg"
 import { type RelayConfig, wakeupChannel } from "./config.ts"
 
@@ -38,13 +38,20 @@ export const wakeups = (config: RelayConfig) =>
   Effect.gen(function* () {
     const wake = yield* Queue.sliding<void>(1)
     const onWake = () => Queue.unsafeOffer(wake, undefined)
+    const broken = yield* Deferred.make<unknown>()
+    yield* Deferred.await(broken).pipe(
+      Effect.flatMap((e) =>
+        Effect.logWarning(`LISTEN ${wakeupChannel} session lost; polling on the interval: ${e}`),
+      ),
+      Effect.forkScoped,
+    )
     yield* Effect.acquireRelease(
       Effect.tryPromise(async () => {
         const client = new pg.Client({
           connectionString: Redacted.value(config.databaseUrl),
           application_name: `hashinsight-relay-wakeup:${config.slot}`,
         })
-        client.on("error", () => undefined)
+        client.on("error", (e) => Deferred.unsafeDone(broken, Effect.succeed(e)))
         client.on("notification", onWake)
         await client.connect()
         await client.query(`LISTEN ${pg.escapeIdentifier(wakeupChannel)}`)
