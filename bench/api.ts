@@ -2,11 +2,13 @@
  * `bun run bench api [--duration S] [--connections N]` — the HTTP write path with idempotency on:
  * `wrk` (a separate process, Debian package `wrk`) drives POST /api/miners with a unique
  * Idempotency-Key per request against the real API, PostgreSQL and outbox; then the replay path
- * (one key, every request a stored-response replay) and a tenant read for comparison.
+ * (one key, every request a stored-response replay) and a tenant read for comparison. Besides
+ * wrk's figures it reports the API process's CPU time per answered request and the load average,
+ * since throughput on a shared 2-core machine mostly measures the neighbours.
  */
 import { spawnSync } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Redacted } from "effect"
@@ -97,6 +99,8 @@ export const run = async (args: ReadonlyArray<string>) => {
       const before = yield* sql<{
         n: number
       }>`SELECT count(*)::int AS n FROM miners WHERE tenant_id = ${tenant.id}`
+      const load = loadavg()[0]!.toFixed(1)
+      const cpuBefore = process.cpuUsage()
       const out = yield* Effect.promise(async () => {
         const p = Bun.spawn(
           [
@@ -115,7 +119,10 @@ export const run = async (args: ReadonlyArray<string>) => {
         await p.exited
         return text
       })
+      const cpu = process.cpuUsage(cpuBefore)
       const r = parseWrk(out)
+      // The API's own CPU per answered request: steadier than throughput on a shared machine.
+      const cpuPerRequest = (cpu.user + cpu.system) / 1000 / Math.max(r.requests, 1)
       const after = yield* sql<{
         n: number
       }>`SELECT count(*)::int AS n FROM miners WHERE tenant_id = ${tenant.id}`
@@ -125,9 +132,16 @@ export const run = async (args: ReadonlyArray<string>) => {
         { system: "hashinsight", scenario, metric: "p50", value: r.p50, unit: "ms" },
         { system: "hashinsight", scenario, metric: "p90", value: r.p90, unit: "ms" },
         { system: "hashinsight", scenario, metric: "p99", value: r.p99, unit: "ms" },
+        {
+          system: "hashinsight",
+          scenario,
+          metric: "api_cpu_per_request",
+          value: Math.round(cpuPerRequest * 100) / 100,
+          unit: "ms",
+        },
       )
       notes.push(
-        `${scenario}: ${r.requests} requests, ${r.non2xx} non-2xx, ${executed} writes executed${r.errors ? `, ${r.errors}` : ""}`,
+        `${scenario}: ${r.requests} requests, ${r.non2xx} non-2xx, ${executed} writes executed, load average ${load} at start${r.errors ? `, ${r.errors}` : ""}`,
       )
     }
     report("api", rows, notes)
