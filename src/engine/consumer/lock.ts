@@ -63,39 +63,48 @@ export class Locks extends Context.Tag("Locks")<
     ) => Effect.Effect<A, E | LockContended | RedisError, R>
   }
 >() {
+  /** Needs a scope: one fiber renews every lock set held through this service. */
   static readonly make = (options: LockOptions) =>
     Effect.gen(function* () {
       const redis = yield* Redis
       const ttlMs = Math.max(1, Math.round(Duration.toMillis(options.ttl)))
 
-      // One script call per key (keys of different users may live on different cluster nodes);
-      // ioredis pipelines the concurrent calls, so a set costs about one round trip.
-      const perKey = <A>(
+      /**
+       * One script call per key, sent as one pipeline: a set costs one round trip, and no fiber is
+       * forked per key (under Bun each fork/join hop costs about a millisecond).
+       */
+      const perKey = (
         op: string,
         keys: ReadonlyArray<string>,
-        f: (key: string) => Effect.Effect<A, RedisError>,
-      ) => Effect.forEach(keys, f, { concurrency: "unbounded" }).pipe(Effect.withSpan(op))
+        args: (key: string) => Array<string | number>,
+      ) =>
+        redis.use(op, async (c) => {
+          const pipeline = c.pipeline()
+          for (const key of keys) pipeline.eval(...(args(key) as [string, number, ...Array<string | number>]))
+          const replies = (await pipeline.exec()) ?? []
+          return keys.map((_, i) => {
+            const [error, reply] = replies[i] ?? [new Error("no reply"), null]
+            if (error) throw error
+            return Number(reply)
+          })
+        })
 
       const release = (keys: ReadonlyArray<string>, token: string) =>
-        perKey("Locks.release", keys, (key) =>
-          redis.use("lock.release", (c) => c.eval(releaseScript, 1, key, token)),
-        ).pipe(
+        perKey("lock.release", keys, (key) => [releaseScript, 1, key, token]).pipe(
           Effect.timeout(Duration.seconds(2)),
           // An unreleased lock still expires after its ttl; nothing else to do.
           Effect.ignore,
         )
 
       const tryAcquire = (keys: ReadonlyArray<string>, token: string) =>
-        perKey("Locks.tryAcquire", keys, (key) =>
-          redis.use("lock.acquire", (c) => c.eval(acquireScript, 2, key, fenceKey(key), token, ttlMs)),
-        ).pipe(
+        perKey("lock.acquire", keys, (key) => [acquireScript, 2, key, fenceKey(key), token, ttlMs]).pipe(
           // Some keys may have been taken before Redis failed: give them back rather than wait for the ttl.
           Effect.tapError(() => release(keys, token)),
           Effect.flatMap((fences) => {
-            const contended = keys.find((_, i) => !(Number(fences[i]) > 0))
+            const contended = keys.find((_, i) => !(fences[i]! > 0))
             if (contended === undefined)
-              return Effect.succeed(new Map(keys.map((key, i) => [key, { key, token: Number(fences[i]) }])))
-            const taken = keys.filter((_, i) => Number(fences[i]) > 0)
+              return Effect.succeed(new Map(keys.map((key, i) => [key, { key, token: fences[i]! }])))
+            const taken = keys.filter((_, i) => fences[i]! > 0)
             return Effect.zipRight(
               release(taken, token),
               Effect.fail(new LockContended({ lockKey: contended })),
@@ -114,18 +123,26 @@ export class Locks extends Context.Tag("Locks")<
           }),
         )
 
-      const renew = (keys: ReadonlyArray<string>, token: string) =>
-        perKey("Locks.renew", keys, (key) =>
-          redis
-            .use("lock.renew", (c) => c.eval(renewScript, 1, key, token, ttlMs))
-            .pipe(
-              Effect.flatMap((ok) =>
-                Number(ok) === 1
+      // Every held set, renewed by one loop: each is renewed within `renewEvery` of being taken.
+      const held = new Map<string, ReadonlyArray<string>>()
+      const renewAll = Effect.forEach(
+        Array.from(held),
+        ([token, keys]) =>
+          perKey("lock.renew", keys, (key) => [renewScript, 1, key, token, ttlMs]).pipe(
+            Effect.flatMap((renewed) =>
+              Effect.forEach(keys, (key, i) =>
+                renewed[i] === 1 || !held.has(token)
                   ? Effect.void
                   : Effect.logWarning(`lock ${key} was lost while held; fencing will reject a late write`),
               ),
             ),
-        ).pipe(Effect.ignore)
+            Effect.ignore,
+          ),
+        { discard: true },
+      )
+      yield* Effect.forkScoped(
+        Effect.suspend(() => renewAll).pipe(Effect.delay(options.renewEvery), Effect.forever),
+      )
 
       const withLocks = <A, E, R>(
         keys: ReadonlyArray<string>,
@@ -134,30 +151,23 @@ export class Locks extends Context.Tag("Locks")<
         const sorted = Array.from(new Set(keys)).sort()
         const token = crypto.randomUUID()
         return Effect.acquireUseRelease(
-          acquire(sorted, token),
-          (held) =>
-            Effect.gen(function* () {
-              yield* Effect.forkScoped(
-                renew(sorted, token).pipe(
-                  Effect.repeat(Schedule.spaced(options.renewEvery)),
-                  Effect.delay(options.renewEvery),
-                ),
-              )
-              return yield* use(held)
-            }).pipe(Effect.scoped),
-          () => release(sorted, token),
+          Effect.tap(acquire(sorted, token), () => Effect.sync(() => held.set(token, sorted))),
+          use,
+          () =>
+            Effect.zipRight(
+              Effect.sync(() => held.delete(token)),
+              release(sorted, token),
+            ),
         ).pipe(Effect.withSpan("Locks.withLocks", { attributes: { keys: sorted.length } }))
       }
 
       const withLock = <A, E, R>(key: string, use: (held: Held) => Effect.Effect<A, E, R>) =>
-        withLocks([key], (held) => use(held.get(key)!)).pipe(
-          Effect.withSpan("Locks.withLock", { attributes: { key } }),
-        )
+        withLocks([key], (held) => use(held.get(key)!))
 
       return Locks.of({ withLock, withLocks })
     })
 
-  static readonly layerWith = (options: LockOptions) => Layer.effect(Locks, Locks.make(options))
+  static readonly layerWith = (options: LockOptions) => Layer.scoped(Locks, Locks.make(options))
   static readonly layer = Locks.layerWith(defaultLockOptions)
 }
 
