@@ -18,6 +18,8 @@ const notFound = "https://hashinsight.dev/problems/not-found"
 describe("read routes through the SWR cache", () => {
   effectTest("GET /api/miner-models serves the 42-model catalogue from one cached key", () =>
     Effect.gen(function* () {
+      // The catalogue key is global and may be left stale by an earlier run: start from a miss.
+      yield* Effect.flatMap(Cache, (c) => c.invalidate("catalogue")).pipe(Effect.provide(Cache.layer))
       const api = yield* startApi()
       const t = yield* newTenant
       expect((yield* api.call("/api/miner-models")).status).toBe(401)
