@@ -2,9 +2,9 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
-import { IdempotencyInFlight, IdempotencyKeyReused, UnknownCrmAccount } from "../../http/problem.ts"
+import { UnknownCrmAccount } from "../../http/problem.ts"
 import { UserId } from "../miners/schema.ts"
-import { IdempotencyHeaders, Text } from "../request-schema.ts"
+import { idempotentWrite, Text } from "../request-schema.ts"
 import { crmTopic } from "../topics.ts"
 
 const Tier = crmTopic.events.AccountUpserted.fields.tier
@@ -34,20 +34,16 @@ export class CrmGroup extends HttpApiGroup.make("crm")
   .add(
     HttpApiEndpoint.post("upsertAccount", "/api/crm/accounts")
       .setPayload(UpsertAccount)
-      .setHeaders(IdempotencyHeaders)
       .addSuccess(Account)
-      .addError(IdempotencyKeyReused)
-      .addError(IdempotencyInFlight)
+      .pipe(idempotentWrite)
       .annotate(OpenApi.Summary, "Create or update a CRM account (appends AccountUpserted)"),
   )
   .add(
     HttpApiEndpoint.post("upsertContact", "/api/crm/contacts")
       .setPayload(UpsertContact)
-      .setHeaders(IdempotencyHeaders)
       .addSuccess(Contact)
       .addError(UnknownCrmAccount)
-      .addError(IdempotencyKeyReused)
-      .addError(IdempotencyInFlight)
+      .pipe(idempotentWrite)
       .annotate(OpenApi.Summary, "Create or update a contact of an account (appends ContactUpserted)"),
   )
   .middleware(Authentication) {}

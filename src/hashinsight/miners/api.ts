@@ -1,36 +1,26 @@
 /** The miners routes as data: paths, Schemas and problems. Server and OpenAPI are derived from it. */
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Authentication } from "../../http/authentication.ts"
-import {
-  Conflict,
-  IdempotencyInFlight,
-  IdempotencyKeyReused,
-  NotFound,
-  UnknownModel,
-} from "../../http/problem.ts"
-import { IdempotencyHeaders } from "../request-schema.ts"
+import { Conflict, NotFound, UnknownModel } from "../../http/problem.ts"
+import { idempotentWrite } from "../request-schema.ts"
 import { AddMiner, ChangeMiner, ListMinersParams, Miner, MinerId, MinerList } from "./schema.ts"
 
 export class MinersGroup extends HttpApiGroup.make("miners")
   .add(
     HttpApiEndpoint.post("addMiner", "/api/miners")
       .setPayload(AddMiner)
-      .setHeaders(IdempotencyHeaders)
       .addSuccess(Miner, { status: 201 })
       .addError(UnknownModel)
-      .addError(IdempotencyKeyReused)
-      .addError(IdempotencyInFlight)
+      .pipe(idempotentWrite)
       .annotate(OpenApi.Summary, "Add a user's miner holding (appends MinerAdded)"),
   )
   .add(
     HttpApiEndpoint.patch("changeMiner")`/api/miners/${HttpApiSchema.param("id", MinerId)}`
       .setPayload(ChangeMiner)
-      .setHeaders(IdempotencyHeaders)
       .addSuccess(Miner)
       .addError(NotFound)
       .addError(Conflict)
-      .addError(IdempotencyKeyReused)
-      .addError(IdempotencyInFlight)
+      .pipe(idempotentWrite)
       .annotate(
         OpenApi.Summary,
         "Change an active holding's count, site or power price (appends MinerChanged)",
@@ -38,12 +28,10 @@ export class MinersGroup extends HttpApiGroup.make("miners")
   )
   .add(
     HttpApiEndpoint.post("retireMiner")`/api/miners/${HttpApiSchema.param("id", MinerId)}/retire`
-      .setHeaders(IdempotencyHeaders)
       .addSuccess(Miner)
       .addError(NotFound)
       .addError(Conflict)
-      .addError(IdempotencyKeyReused)
-      .addError(IdempotencyInFlight)
+      .pipe(idempotentWrite)
       .annotate(OpenApi.Summary, "Retire an active holding (appends MinerRetired)"),
   )
   .add(

@@ -2,8 +2,8 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
-import { IdempotencyInFlight, IdempotencyKeyReused, NotFound } from "../../http/problem.ts"
-import { At, IdempotencyHeaders, Text } from "../request-schema.ts"
+import { NotFound } from "../../http/problem.ts"
+import { At, idempotentWrite, Text } from "../request-schema.ts"
 import { opsTopic } from "../topics.ts"
 
 // Upper bounds keep the economics finite; they are far above any real figure.
@@ -55,10 +55,8 @@ export class OpsGroup extends HttpApiGroup.make("ops")
   .add(
     HttpApiEndpoint.post("postMarketData", "/api/ops/market")
       .setPayload(PostMarketData)
-      .setHeaders(IdempotencyHeaders)
       .addSuccess(RecordedMarketData, { status: 201 })
-      .addError(IdempotencyKeyReused)
-      .addError(IdempotencyInFlight)
+      .pipe(idempotentWrite)
       .annotate(OpenApi.Summary, "Record a market observation (appends MarketDataUpdated)"),
   )
   .add(
@@ -70,10 +68,8 @@ export class OpsGroup extends HttpApiGroup.make("ops")
   .add(
     HttpApiEndpoint.post("reportIncident", "/api/ops/incidents")
       .setPayload(ReportIncident)
-      .setHeaders(IdempotencyHeaders)
       .addSuccess(Incident, { status: 201 })
-      .addError(IdempotencyKeyReused)
-      .addError(IdempotencyInFlight)
+      .pipe(idempotentWrite)
       .annotate(OpenApi.Summary, "Report a site incident (appends SiteIncidentReported)"),
   )
   .middleware(Authentication) {}

@@ -2,9 +2,9 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
-import { IdempotencyInFlight, IdempotencyKeyReused } from "../../http/problem.ts"
+
 import { UserId } from "../miners/schema.ts"
-import { At, IdempotencyHeaders } from "../request-schema.ts"
+import { At, idempotentWrite } from "../request-schema.ts"
 import { treasuryTopic } from "../topics.ts"
 
 const Kind = treasuryTopic.events.TreasuryTransactionRecorded.fields.kind
@@ -37,10 +37,8 @@ export class TreasuryGroup extends HttpApiGroup.make("treasury")
   .add(
     HttpApiEndpoint.post("recordTransaction", "/api/treasury/transactions")
       .setPayload(RecordTransaction)
-      .setHeaders(IdempotencyHeaders)
       .addSuccess(TreasuryTransaction, { status: 201 })
-      .addError(IdempotencyKeyReused)
-      .addError(IdempotencyInFlight)
+      .pipe(idempotentWrite)
       .annotate(OpenApi.Summary, "Record a treasury transaction (appends TreasuryTransactionRecorded)"),
   )
   .middleware(Authentication) {}
