@@ -11,11 +11,11 @@ import {
   type ConsumerConfig,
   Kafka as KafkaJs,
   logLevel,
-  Partitioners,
   type Producer,
   type ProducerConfig,
 } from "kafkajs"
 import { AppConfig } from "./config.ts"
+import { javaCompatiblePartitioner } from "./kafka-partitioner.ts"
 
 export class KafkaError extends Data.TaggedError("KafkaError")<{
   readonly op: string
@@ -69,7 +69,7 @@ export class Kafka extends Context.Tag("Kafka")<
         Effect.acquireRelease(
           Effect.gen(function* () {
             const p = client.producer({
-              createPartitioner: Partitioners.DefaultPartitioner,
+              createPartitioner: javaCompatiblePartitioner,
               allowAutoTopicCreation: true,
               idempotent: false,
               ...config,

@@ -11,7 +11,6 @@ import { Kafka } from "../../platform/kafka.ts"
 import type { RelayConfig } from "./config.ts"
 import { type RelayError, relayError } from "./errors.ts"
 import { leadership } from "./leadership.ts"
-import { javaCompatiblePartitioner } from "./partitioner.ts"
 import { pollRelay } from "./poll.ts"
 import { retentionLoop } from "./retention.ts"
 import { walRelay } from "./wal.ts"
@@ -25,7 +24,7 @@ const session = (config: RelayConfig) =>
     const kafka = yield* Kafka
     const lease = yield* leadership(config)
     const producer = yield* kafka
-      .producer({ createPartitioner: javaCompatiblePartitioner })
+      .producer()
       .pipe(Effect.mapError(relayError("connecting the Kafka producer")))
     yield* Effect.forkScoped(retentionLoop(config))
     const relay = config.mode === "wal" ? walRelay(config, producer) : pollRelay(config, producer)

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { type PartitionerArgs, Partitioners } from "kafkajs"
-import { javaCompatiblePartitioner } from "../../src/engine/relay/partitioner.ts"
+import { javaCompatiblePartitioner } from "../../src/platform/kafka-partitioner.ts"
 
 const metadata = (partitions: number): PartitionerArgs["partitionMetadata"] =>
   Array.from({ length: partitions }, (_, partitionId) => ({
@@ -27,7 +27,7 @@ const keys = [
   ),
 ]
 
-describe("relay partitioner", () => {
+describe("Kafka partitioner", () => {
   test("places every key where kafkajs's Java-compatible default partitioner does, for 1 to 16 partitions", () => {
     const ours = javaCompatiblePartitioner()
     const reference = Partitioners.DefaultPartitioner()
