@@ -1,54 +1,17 @@
 import { describe, expect } from "bun:test"
-import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Schedule } from "effect"
 import { Kafka } from "../../src/platform/kafka.ts"
-import { projectRoot } from "../../src/platform/stack.ts"
 import { effectTest } from "../support/effect.ts"
-import { type FaultCluster, faultCluster, KafkaErrorCode } from "../support/fault-cluster.ts"
+import { faultCluster, KafkaErrorCode } from "../support/fault-cluster.ts"
 import {
   collectTopic,
   commitEvents,
   firstOccurrenceOrder,
-  type RelayDatabase,
   relayDatabase,
+  spawnRelay,
   testTopic,
 } from "../support/relay-kit.ts"
-
-/** The relay CLI pointed at the fault cluster instead of the suite's Kafka. */
-const relayOn = (cluster: FaultCluster, db: RelayDatabase, mode: "wal" | "poll", slot: string) =>
-  Effect.gen(function* () {
-    let out = ""
-    const proc = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        Bun.spawn([process.execPath, join(projectRoot, "src/bin/relay.ts"), "--mode", mode, "--slot", slot], {
-          cwd: projectRoot,
-          env: {
-            ...process.env,
-            DATABASE_URL: db.url,
-            KAFKA_BROKERS: cluster.bootstrap,
-            NODE_NO_WARNINGS: "1",
-            LOG_LEVEL: "Info",
-          },
-          stdout: "pipe",
-          stderr: "pipe",
-        }),
-      ),
-      (p) =>
-        Effect.sync(() => p.kill("SIGTERM")).pipe(
-          Effect.zipRight(Effect.promise(() => p.exited)),
-          Effect.timeout("10 seconds"),
-          Effect.catchAll(() => Effect.sync(() => p.kill("SIGKILL"))),
-        ),
-    )
-    const pump = async (stream: ReadableStream<Uint8Array>) => {
-      const decoder = new TextDecoder()
-      for await (const chunk of stream) out += decoder.decode(chunk)
-    }
-    void pump(proc.stdout)
-    void pump(proc.stderr)
-    return { output: () => out, alive: () => proc.exitCode === null }
-  })
 
 /** Leaders spread so broker 2 leads half the partitions: most keys depend on it. */
 const leaders = [2, 2, 1, 3]
@@ -65,7 +28,10 @@ describe.each(["wal", "poll"] as const)("%s relay under broker faults", (mode) =
         yield* Effect.promise(() => cluster.partitions(topic.name, leaders.length))
         for (const [p, b] of leaders.entries()) yield* Effect.promise(() => cluster.leader(topic.name, p, b))
         const slot = `t_${db.name}`.slice(0, 63)
-        const relay = yield* relayOn(cluster, db, mode, slot)
+        // The relay CLI pointed at the fault cluster instead of the suite's Kafka.
+        const relay = yield* spawnRelay(db, ["--mode", mode, "--slot", slot], {
+          KAFKA_BROKERS: cluster.bootstrap,
+        })
         const sql = yield* SqlClient.SqlClient.pipe(Effect.provide(yield* Layer.build(db.layer)))
 
         const committed: Array<string> = []

@@ -157,19 +157,24 @@ export const collectTopic = (topic: string) =>
 export interface RelayProcess {
   readonly pid: number
   readonly output: () => string
+  readonly alive: () => boolean
   readonly waitForLine: (text: string, timeout?: Duration.DurationInput) => Effect.Effect<void, string>
   readonly kill: (signal: NodeJS.Signals) => Effect.Effect<number>
 }
 
 /** `bun src/bin/relay.ts ...` against the test database; killed with SIGKILL if still running at scope end. */
-export const spawnRelay = (db: RelayDatabase, args: ReadonlyArray<string>) =>
+export const spawnRelay = (
+  db: RelayDatabase,
+  args: ReadonlyArray<string>,
+  env: Record<string, string> = {},
+) =>
   Effect.gen(function* () {
     let out = ""
     const proc = yield* Effect.acquireRelease(
       Effect.sync(() =>
         Bun.spawn([process.execPath, join(projectRoot, "src/bin/relay.ts"), ...args], {
           cwd: projectRoot,
-          env: { ...process.env, DATABASE_URL: db.url, NODE_NO_WARNINGS: "1", LOG_LEVEL: "Info" },
+          env: { ...process.env, DATABASE_URL: db.url, NODE_NO_WARNINGS: "1", LOG_LEVEL: "Info", ...env },
           stdout: "pipe",
           stderr: "pipe",
         }),
@@ -192,7 +197,8 @@ export const spawnRelay = (db: RelayDatabase, args: ReadonlyArray<string>) =>
       )
     const kill = (signal: NodeJS.Signals) =>
       Effect.sync(() => proc.kill(signal)).pipe(Effect.zipRight(Effect.promise(() => proc.exited)))
-    return { pid: proc.pid, output: () => out, waitForLine, kill } satisfies RelayProcess
+    const alive = () => proc.exitCode === null && proc.signalCode === null
+    return { pid: proc.pid, output: () => out, alive, waitForLine, kill } satisfies RelayProcess
   })
 
 /** Per aggregate, the order in which each `n` first arrived (duplicates ignored). */
