@@ -41,7 +41,14 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("Aut
             const key = Redacted.value(token).trim()
             if (key === "")
               return Effect.fail(new Unauthorized({ detail: "send Authorization: Bearer <api key>" }))
-            return tenants.get(hashApiKey(key)).pipe(
+            const keyHash = hashApiKey(key)
+            // A zero time-to-live still answers from the cache within the same millisecond
+            // (Effect's Cache expires at `now > deadline`), so unknown keys and failed lookups are
+            // dropped explicitly: a key created a moment later must work at once.
+            const forget = tenants.invalidate(keyHash)
+            return tenants.get(keyHash).pipe(
+              Effect.tap((tenant) => (Option.isNone(tenant) ? forget : Effect.void)),
+              Effect.tapError(() => forget),
               Effect.catchTag("SqlError", (e) =>
                 Effect.zipRight(
                   Effect.logWarning("tenant lookup failed", e),
