@@ -1,17 +1,21 @@
 /**
  * One consumer-group member: a kafkajs consumer whose batches go through the processor. A record's
- * offset is resolved only after it is done (effects committed or dead-lettered); kafkajs commits
- * resolved offsets after each batch and on rebalance. Partitions run concurrently, each in order.
- * A crashed consumer (the local mock's SyncGroup INVALID_REQUEST among others) is recreated.
- * Interrupting the member stops fetching, lets the in-flight unit finish, commits and leaves.
+ * offset counts as finished only after it is done (effects committed or dead-lettered); finished
+ * offsets are committed every `commitIntervalMs` (see offsets.ts), not after every batch.
+ * Partitions run concurrently, each in order; their small chunks that are ready together share
+ * one transaction (group-commit.ts). A crashed consumer (the local mock's SyncGroup
+ * INVALID_REQUEST among others) is recreated. Interrupting the member stops taking new units, lets
+ * the in-flight ones finish, commits and leaves.
  */
 import { Data, Deferred, Duration, Effect, Exit, Layer, Metric, Runtime, Schedule } from "effect"
 import { Kafka, KafkaError } from "../../platform/kafka.ts"
 import type { ConsumerDefinition } from "./definition.ts"
+import { makeGroupCommit } from "./group-commit.ts"
 import { Locks } from "./lock.ts"
 import { consumerRestarts } from "./metrics.ts"
+import { makeOffsetTracker } from "./offsets.ts"
 import { makeProcessor } from "./processor.ts"
-import { lastOffsetOf, makeParser, plan } from "./records.ts"
+import { lastOffsetOf, makeParser, plan, type Ready, type Unit } from "./records.ts"
 
 export class ConsumerCrashed extends Data.TaggedError("ConsumerCrashed")<{ readonly message: string }> {}
 
@@ -21,6 +25,13 @@ export interface MemberOptions {
   readonly rebalanceTimeoutMs: number
   /** Most events one chunk transaction handles. */
   readonly maxChunk: number
+  /**
+   * Chunks smaller than this share transactions across partitions (group-commit.ts); bigger ones
+   * already spread a transaction's fixed cost and run on their own, partitions in parallel.
+   */
+  readonly groupBelow: number
+  /** How often finished offsets are committed (Kafka's own default is 5 s). */
+  readonly commitIntervalMs: number
 }
 
 export const defaultMemberOptions: MemberOptions = {
@@ -28,6 +39,8 @@ export const defaultMemberOptions: MemberOptions = {
   heartbeatIntervalMs: 3_000,
   rebalanceTimeoutMs: 30_000,
   maxChunk: 500,
+  groupBelow: 32,
+  commitIntervalMs: 1_000,
 }
 
 const restartSchedule = Schedule.exponential(Duration.millis(200)).pipe(
@@ -45,6 +58,11 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
     const runtime = yield* Effect.runtime<never>()
     const parse = makeParser(def)
     const topics = def.subscriptions.map((s) => s.topic.name)
+    const run = (unit: Unit) => Runtime.runPromise(runtime, processor.process(unit))
+    const chunk = makeGroupCommit(
+      (items: ReadonlyArray<Ready>) => run({ _tag: "Chunk", items }),
+      opts.maxChunk,
+    )
 
     const life = Effect.gen(function* () {
       const crashed = yield* Deferred.make<never, ConsumerCrashed>()
@@ -57,22 +75,58 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
       consumer.on(consumer.events.CRASH, (e) =>
         Deferred.unsafeDone(crashed, Exit.fail(new ConsumerCrashed({ message: String(e.payload.error) }))),
       )
+      const offsets = makeOffsetTracker(consumer)
+      yield* Effect.forkScoped(
+        offsets.commit.pipe(
+          Effect.catchAll((e) => Effect.logDebug(`offset commit deferred: ${e.message}`)),
+          Effect.repeat(Schedule.spaced(Duration.millis(opts.commitIntervalMs))),
+        ),
+      )
+      // Batches in flight; on release no new unit starts, the running ones finish, then the last
+      // commit (before the consumer is disconnected: kafkajs refuses commits once stopped).
+      let stopping = false
+      let inFlight = 0
+      let drained: (() => void) | undefined
+      yield* Effect.addFinalizer(() =>
+        Effect.gen(function* () {
+          stopping = true
+          if (inFlight > 0)
+            yield* Effect.promise(() => new Promise<void>((resolve) => (drained = resolve))).pipe(
+              Effect.timeout(Duration.millis(opts.rebalanceTimeoutMs)),
+              Effect.ignore,
+            )
+          yield* offsets.commit.pipe(
+            Effect.catchAll((e) => Effect.logWarning(`final offset commit failed: ${e.message}`)),
+          )
+        }),
+      )
       yield* promise("subscribe", () => consumer.subscribe({ topics, fromBeginning: true }))
       yield* promise("run", () =>
         consumer.run({
-          autoCommit: true,
+          autoCommit: false,
           eachBatchAutoResolve: false,
           partitionsConsumedConcurrently: def.concurrency,
           eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-            const units = plan(
-              batch.messages.map((m) => parse({ ...m, topic: batch.topic, partition: batch.partition })),
-              opts.maxChunk,
-            )
-            for (const unit of units) {
-              if (!isRunning() || isStale()) return
-              await Runtime.runPromise(runtime, processor.process(unit))
-              resolveOffset(lastOffsetOf(unit))
-              await heartbeat()
+            if (stopping) return
+            inFlight += 1
+            try {
+              const units = plan(
+                batch.messages.map((m) => parse({ ...m, topic: batch.topic, partition: batch.partition })),
+                opts.maxChunk,
+              )
+              for (const unit of units) {
+                if (stopping || !isRunning() || isStale()) return
+                await (unit._tag === "Chunk" && unit.items.length < opts.groupBelow
+                  ? chunk(unit.items)
+                  : run(unit))
+                const last = lastOffsetOf(unit)
+                resolveOffset(last)
+                offsets.finish(batch.topic, batch.partition, last)
+                await heartbeat()
+              }
+            } finally {
+              inFlight -= 1
+              if (inFlight === 0) drained?.()
             }
           },
         }),

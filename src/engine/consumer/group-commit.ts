@@ -1,0 +1,48 @@
+/**
+ * Group commit across partitions: the chunks that partitions hand in while a transaction is running
+ * go together in the next one. kafkajs calls `eachBatch` per partition, and under a steady trickle
+ * each batch holds an event or two, so one transaction per batch would cost a dozen round trips per
+ * event. The first chunk starts at once (no added latency); others wait only for the transaction
+ * in progress. Each caller's promise settles when the transaction holding its chunk is done, so
+ * every partition still finishes its events in order before taking the next.
+ */
+interface Waiting<A> {
+  readonly items: ReadonlyArray<A>
+  readonly resolve: () => void
+  readonly reject: (error: unknown) => void
+}
+
+export const makeGroupCommit = <A>(run: (items: ReadonlyArray<A>) => Promise<void>, maxItems: number) => {
+  const waiting: Array<Waiting<A>> = []
+  let running = false
+
+  const drain = async () => {
+    running = true
+    try {
+      while (waiting.length > 0) {
+        // Whole chunks only, as many as fit in `maxItems` (at least one).
+        const taken: Array<Waiting<A>> = []
+        let count = 0
+        while (waiting.length > 0 && (taken.length === 0 || count + waiting[0]!.items.length <= maxItems)) {
+          const next = waiting.shift()!
+          taken.push(next)
+          count += next.items.length
+        }
+        try {
+          await run(taken.length === 1 ? taken[0]!.items : taken.flatMap((w) => w.items))
+          for (const w of taken) w.resolve()
+        } catch (error) {
+          for (const w of taken) w.reject(error)
+        }
+      }
+    } finally {
+      running = false
+    }
+  }
+
+  return (items: ReadonlyArray<A>) =>
+    new Promise<void>((resolve, reject) => {
+      waiting.push({ items, resolve, reject })
+      if (!running) void drain()
+    })
+}

@@ -1,0 +1,68 @@
+import { describe, expect, test } from "bun:test"
+import { makeGroupCommit } from "../../src/engine/consumer/group-commit.ts"
+
+/** A transaction stand-in that records what it was given and finishes when told to. */
+const recorder = () => {
+  const runs: Array<ReadonlyArray<string>> = []
+  const finish: Array<(error?: unknown) => void> = []
+  const run = (items: ReadonlyArray<string>) =>
+    new Promise<void>((resolve, reject) => {
+      runs.push(items)
+      finish.push((error) => (error === undefined ? resolve() : reject(error)))
+    })
+  return { runs, finish, run }
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0))
+
+describe("group commit", () => {
+  test("the first chunk starts at once; chunks handed in meanwhile share the next run, in order", async () => {
+    const { runs, finish, run } = recorder()
+    const submit = makeGroupCommit(run, 100)
+    const first = submit(["p0-1"])
+    await tick()
+    expect(runs).toEqual([["p0-1"]])
+    const second = submit(["p1-1", "p1-2"])
+    const third = submit(["p2-1"])
+    await tick()
+    expect(runs.length).toBe(1)
+    finish[0]!()
+    await first
+    await tick()
+    expect(runs[1]).toEqual(["p1-1", "p1-2", "p2-1"])
+    finish[1]!()
+    await Promise.all([second, third])
+  })
+
+  test("a run never exceeds the item limit, but takes a bigger chunk whole when it comes alone", async () => {
+    const { runs, finish, run } = recorder()
+    const submit = makeGroupCommit(run, 3)
+    const all = [submit(["a"]), submit(["b", "c"]), submit(["d", "e"]), submit(["f", "g", "h", "i"])]
+    for (let i = 0; i < 4; i++) {
+      await tick()
+      finish[i]?.()
+    }
+    await Promise.all(all)
+    expect(runs).toEqual([["a"], ["b", "c"], ["d", "e"], ["f", "g", "h", "i"]])
+  })
+
+  test("a failed run rejects every chunk in it and the next run still happens", async () => {
+    const { runs, finish, run } = recorder()
+    const submit = makeGroupCommit(run, 100)
+    const first = submit(["x"])
+    const grouped = Promise.allSettled([submit(["y"]), submit(["z"])])
+    await tick()
+    finish[0]!()
+    await first
+    await tick()
+    finish[1]!(new Error("deadlock"))
+    const outcomes = await grouped
+    expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected"])
+    expect(runs[1]).toEqual(["y", "z"])
+    const fourth = submit(["w"])
+    await tick()
+    expect(runs[2]).toEqual(["w"])
+    finish[2]!()
+    await fourth
+  })
+})
