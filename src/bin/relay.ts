@@ -1,6 +1,6 @@
 /**
- * `bun run relay [--mode wal|poll] [--slot NAME] [--batch-size N] [--poll-interval MS]
- * [--standby-poll MS]` — the outbox relay alone. Retention comes from RELAY_RETENTION (default
+ * `bun run relay [--mode wal|poll] [--slot NAME] [--batch-size N] [--linger MS]
+ * [--poll-interval MS] [--standby-poll MS]` — the outbox relay alone. Retention comes from RELAY_RETENTION (default
  * "24 hours") and RELAY_RETENTION_INTERVAL (default "1 minute"). Bad flags print usage and exit 2;
  * SIGTERM drains and exits 0.
  */
@@ -29,6 +29,11 @@ const batchSize = Options.integer("batch-size").pipe(
   Options.withDefault(relayDefaults.batchSize),
   Options.withDescription("most events (poll) / transactions (wal) per Kafka batch"),
 )
+const linger = Options.integer("linger").pipe(
+  Options.withSchema(Schema.Int.pipe(Schema.between(0, 10_000))),
+  Options.withDefault(Duration.toMillis(relayDefaults.linger)),
+  Options.withDescription("ms the first event of a batch waits for more to join it (like linger.ms)"),
+)
 const pollInterval = Options.integer("poll-interval").pipe(
   Options.withDefault(Duration.toMillis(relayDefaults.pollInterval)),
   Options.withDescription("poll mode: fallback interval in ms when no NOTIFY arrives"),
@@ -51,7 +56,7 @@ const defaultSlot = (databaseUrl: string) => {
   return `${relayDefaults.slot}_${database.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`.slice(0, 63)
 }
 
-const relay = Command.make("relay", { mode, slot, batchSize, pollInterval, standbyPoll }, (flags) =>
+const relay = Command.make("relay", { mode, slot, batchSize, linger, pollInterval, standbyPoll }, (flags) =>
   Effect.gen(function* () {
     const app = yield* AppConfig
     const config: RelayConfig = {
@@ -60,6 +65,7 @@ const relay = Command.make("relay", { mode, slot, batchSize, pollInterval, stand
       mode: flags.mode,
       slot: Option.getOrElse(flags.slot, () => defaultSlot(Redacted.value(app.databaseUrl))),
       batchSize: flags.batchSize,
+      linger: Duration.millis(flags.linger),
       pollInterval: Duration.millis(flags.pollInterval),
       standbyPoll: Duration.millis(flags.standbyPoll),
       databaseUrl: app.databaseUrl,

@@ -14,6 +14,12 @@ export interface RelayConfig {
   readonly databaseUrl: Redacted.Redacted<string>
   /** Most events per Kafka `sendBatch` (poll) / most transactions per batch (WAL). */
   readonly batchSize: number
+  /**
+   * How long the first event of a batch may wait for more to join it (Kafka producers' linger.ms,
+   * 5 ms by default since Kafka 4.0). Fewer, fuller sends: less relay and broker work per event,
+   * and consumers fetch more events per record batch.
+   */
+  readonly linger: Duration.Duration
   /** Poll mode: the fallback interval when no NOTIFY wakes the poller. */
   readonly pollInterval: Duration.Duration
   /** How often a standby tries to take over. */
@@ -28,6 +34,7 @@ export const relayDefaults = {
   slot: "hashinsight_outbox_relay",
   publication: "hashinsight_outbox",
   batchSize: 2000,
+  linger: Duration.millis(5),
   pollInterval: Duration.millis(500),
   standbyPoll: Duration.millis(500),
   retention: Duration.hours(24),

@@ -2,7 +2,8 @@
  * The polling relay. It publishes a row only once no older transaction can still commit behind
  * it: rows with `txid < pg_snapshot_xmin(pg_current_snapshot())`, in (txid, seq) order. A clock or
  * sequence cursor would skip the events of a long transaction that commits after younger ones;
- * this never does — it waits for the old transaction instead. NOTIFY only wakes it early.
+ * this never does — it waits for the old transaction instead. NOTIFY only wakes it early (after
+ * the linger, so a burst of commits is one round).
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Queue } from "effect"
@@ -43,7 +44,12 @@ export const pollRelay = (config: RelayConfig, producer: Producer) =>
       Effect.mapError(relayError("polling the outbox")),
       Effect.tap((n) =>
         n < config.batchSize
-          ? Queue.take(wake).pipe(Effect.timeout(config.pollInterval), Effect.ignore)
+          ? Queue.take(wake).pipe(
+              Effect.timeout(config.pollInterval),
+              Effect.ignore,
+              // Let a burst of commits gather into one round (see RelayConfig.linger).
+              Effect.zipRight(Effect.sleep(config.linger)),
+            )
           : Effect.void,
       ),
       Effect.forever,

@@ -4,7 +4,7 @@
  * after Kafka acked it and everything before it. A restart resumes from the last acknowledged LSN.
  */
 import { SqlClient } from "@effect/sql"
-import { Chunk, Deferred, Effect, Queue, Redacted, Schedule } from "effect"
+import { Chunk, Deferred, Duration, Effect, Queue, Redacted, Schedule } from "effect"
 import type { Producer } from "kafkajs"
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from "pg-logical-replication"
 import type { OutboxRecord } from "../record.ts"
@@ -23,6 +23,8 @@ import { setWakeupTrigger } from "./wakeup.ts"
 interface Commit {
   readonly lsn: string
   readonly records: ReadonlyArray<OutboxRecord>
+  /** When it arrived (ms, monotonic): a batch leaves once its oldest commit has lingered enough. */
+  readonly at: number
 }
 
 /** Events buffered before the stream is paused, and the level at which it resumes. */
@@ -74,7 +76,7 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
       else if (msg.tag === "commit") {
         const records = open ?? []
         open = undefined
-        Queue.unsafeOffer(commits, { lsn: msg.commitLsn ?? "0/0", records })
+        Queue.unsafeOffer(commits, { lsn: msg.commitLsn ?? "0/0", records, at: performance.now() })
         queued++
         buffered += records.length
         if (!paused && buffered > highWater) {
@@ -115,8 +117,15 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
         return acknowledge(acked, false)
       })
 
+    const lingerMs = Duration.toMillis(config.linger)
     const batches = Effect.gen(function* () {
-      const taken = Chunk.toReadonlyArray(yield* Queue.takeBetween(commits, 1, config.batchSize))
+      let taken = Chunk.toReadonlyArray(yield* Queue.takeBetween(commits, 1, config.batchSize))
+      const wait = lingerMs - (performance.now() - taken[0]!.at)
+      if (wait > 0 && taken.length < config.batchSize) {
+        yield* Effect.sleep(Duration.millis(wait))
+        const more = yield* Queue.takeUpTo(commits, config.batchSize - taken.length)
+        taken = [...taken, ...more]
+      }
       const records = taken.flatMap((c) => c.records)
       yield* deliver(producer, records, confirm(taken, records.length))
     }).pipe(Effect.forever)
