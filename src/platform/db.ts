@@ -5,7 +5,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, FiberRef, Layer, Option, Scope } from "effect"
 import { AppConfig } from "./config.ts"
 import { coalescingSocket } from "./pg-socket.ts"
 
@@ -30,20 +30,91 @@ export const dbProbe = Effect.gen(function* () {
   yield* sql`SELECT 1`
 }).pipe(Effect.timeout(Duration.seconds(2)))
 
+const uuidShape = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** The tenant set in the open transaction, keyed by that transaction (its connection entry). */
+const tenantOfTransaction = FiberRef.unsafeMake<
+  { readonly tx: unknown; readonly tenantId: string } | undefined
+>(undefined)
+
+const setTenantStatement = (tenantId: string) =>
+  `SELECT set_config('role', '${appRole}', true), set_config('app.tenant_id', '${tenantId}', true)`
+
+/**
+ * A transaction that opens with the role and tenant already set: `BEGIN; SELECT set_config(…)` is
+ * one simple-protocol round trip instead of two. Only a UUID-shaped tenant id is ever written into
+ * the text (checked by the caller); anything else takes the parameterized path.
+ */
+const tenantTransaction = (tenantId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.succeed(
+      SqlClient.makeWithTransaction({
+        transactionTag: SqlClient.TransactionConnection,
+        spanAttributes: [],
+        acquireConnection: Effect.flatMap(Scope.make(), (scope) =>
+          Effect.map(Scope.extend(sql.reserve, scope), (conn) => [scope, conn] as const),
+        ),
+        begin: (conn) => conn.executeUnprepared(`BEGIN; ${setTenantStatement(tenantId)}`, [], undefined),
+        savepoint: (conn, id) =>
+          conn.executeUnprepared(
+            `SAVEPOINT effect_sql_${id}; ${setTenantStatement(tenantId)}`,
+            [],
+            undefined,
+          ),
+        commit: (conn) => conn.executeUnprepared("COMMIT", [], undefined),
+        rollback: (conn) => conn.executeUnprepared("ROLLBACK", [], undefined),
+        rollbackSavepoint: (conn, id) =>
+          conn.executeUnprepared(`ROLLBACK TO SAVEPOINT effect_sql_${id}`, [], undefined),
+      }),
+    ),
+  )
+
+/**
+ * Inside an open transaction: switches it to the RLS-bound role and `tenantId`, transaction-locally
+ * (a no-op when it is there already). For code that serves several tenants in one transaction, in
+ * order — the consumer runtime's chunks.
+ */
+export const useTenant = (tenantId: string) =>
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    const tx = Option.getOrUndefined(yield* Effect.serviceOption(SqlClient.TransactionConnection))
+    if (tx === undefined) return yield* Effect.dieMessage("useTenant outside a transaction")
+    const current = yield* FiberRef.get(tenantOfTransaction)
+    if (current?.tx === tx && current.tenantId === tenantId) return
+    yield* sql`SELECT set_config('role', ${appRole}, true), set_config('app.tenant_id', ${tenantId}, true)`
+    yield* FiberRef.set(tenantOfTransaction, { tx, tenantId })
+  })
+
 /**
  * Runs `self` in a transaction as the RLS-bound role with the tenant set transaction-locally,
- * so nothing it does can see or write another tenant's rows; no tenant → no rows.
+ * so nothing it does can see or write another tenant's rows; no tenant → no rows. Opening it costs
+ * one round trip. Inside a transaction already serving `tenantId` it simply runs there (no
+ * savepoint); inside one serving another tenant it runs under a savepoint and switches back after.
  */
 export const withTenant =
   (tenantId: string) =>
   <A, E, R>(self: Effect.Effect<A, E, R>) =>
     Effect.gen(function* () {
       const sql = yield* SqlClient.SqlClient
-      return yield* sql.withTransaction(
-        Effect.gen(function* () {
-          // One round trip: `role` set transaction-locally is SET LOCAL ROLE.
-          yield* sql`SELECT set_config('role', ${appRole}, true), set_config('app.tenant_id', ${tenantId}, true)`
-          return yield* self
-        }),
+      const outer = Option.getOrUndefined(yield* Effect.serviceOption(SqlClient.TransactionConnection))
+      const current = yield* FiberRef.get(tenantOfTransaction)
+      const serving = outer !== undefined && current?.tx === outer ? current.tenantId : undefined
+      if (serving === tenantId) return yield* self
+      const body = Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (tx) =>
+        Effect.locally(self, tenantOfTransaction, { tx: Option.getOrUndefined(tx), tenantId }),
       )
+      const inTransaction = uuidShape.test(tenantId)
+        ? Effect.flatMap(tenantTransaction(tenantId), (transaction) => transaction(body))
+        : sql.withTransaction(
+            Effect.zipRight(
+              sql`SELECT set_config('role', ${appRole}, true), set_config('app.tenant_id', ${tenantId}, true)`,
+              body,
+            ),
+          )
+      if (serving === undefined) return yield* inTransaction
+      // The savepoint's setting outlives it when it succeeds: put the outer tenant back.
+      return yield* Effect.tap(inTransaction, () => useTenantRaw(sql, serving))
     })
+
+const useTenantRaw = (sql: SqlClient.SqlClient, tenantId: string) =>
+  sql`SELECT set_config('app.tenant_id', ${tenantId}, true)`.pipe(Effect.asVoid)

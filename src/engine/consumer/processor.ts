@@ -10,7 +10,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Schedule } from "effect"
-import { appRole, withTenant } from "../../platform/db.ts"
+import { useTenant, withTenant } from "../../platform/db.ts"
 import { headersAsText } from "../record.ts"
 import { DeferredFailed, makeUnitWork, UnitWork } from "./before-commit.ts"
 import { classify, isRetryable, type Verdict } from "./classify.ts"
@@ -160,19 +160,8 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
      * `held` has the chunk's locks; the keys of the events that ran are fenced just before commit.
      */
     const runChunkTransaction = (items: ReadonlyArray<Ready>, held: ReadonlyMap<string, Held>) =>
-      sql.withTransaction(
+      withTenant(items[0]!.meta.tenantId)(
         Effect.gen(function* () {
-          yield* sql.unsafe(`SET LOCAL ROLE ${appRole}`)
-          let current: string | undefined
-          const useTenant = (tenantId: string) =>
-            tenantId === current
-              ? Effect.void
-              : Effect.zipRight(
-                  sql`SELECT set_config('app.tenant_id', ${tenantId}, true)`,
-                  Effect.sync(() => {
-                    current = tenantId
-                  }),
-                )
           const byTenant = new Map<string, Array<Ready>>()
           for (const r of items) {
             const rows = byTenant.get(r.meta.tenantId)
