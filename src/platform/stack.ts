@@ -297,23 +297,40 @@ const kafkaRunning = (): number | undefined => {
 export const parseMockBootstrap = (logText: string): string | undefined =>
   /replaced with (\S+)/.exec(logText)?.[1]
 
-const startKafka = async (): Promise<void> => {
-  mkdirSync(kafkaDir(), { recursive: true })
-  const err = openSync(kafkaLog(), "w")
+/**
+ * Spawns a librdkafka mock cluster of 3 brokers (hosted by kcat) that logs to `logPath`, and
+ * resolves with its pid and bootstrap list once it listens. `detached` outlives the caller.
+ */
+export const spawnKafkaMock = async (
+  logPath: string,
+  options: { readonly detached: boolean },
+): Promise<{ readonly pid: number; readonly brokers: string }> => {
+  const err = openSync(logPath, "w")
   const child = spawn(
     "kcat",
     ["-b", "dummy:1", "-C", "-t", "__keepalive", "-o", "end", "-q", "-X", "test.mock.num.brokers=3"],
-    { detached: true, stdio: ["ignore", "ignore", err] },
+    { detached: options.detached, stdio: ["ignore", "ignore", err] },
   )
-  child.unref()
-  writeFileSync(kafkaPidFile(), String(child.pid))
+  if (options.detached) child.unref()
   for (let i = 0; i < 250; i++) {
-    if (parseMockBootstrap(readFileSync(kafkaLog(), "utf8"))) return
+    const brokers = parseMockBootstrap(readFileSync(logPath, "utf8"))
+    if (brokers && child.pid !== undefined) return { pid: child.pid, brokers }
     if (!pidAlive(child.pid)) break
     await sleep(20)
   }
-  throw new StackError(`the Kafka mock cluster did not start (see ${kafkaLog()})`)
+  if (pidAlive(child.pid)) child.kill("SIGKILL")
+  throw new StackError(`the Kafka mock cluster did not start (see ${logPath})`)
 }
+
+const startKafka = async (): Promise<void> => {
+  mkdirSync(kafkaDir(), { recursive: true })
+  const { pid } = await spawnKafkaMock(kafkaLog(), { detached: true })
+  writeFileSync(kafkaPidFile(), String(pid))
+}
+
+/** The embedded mock's bootstrap list when it is running (benchmarks compare it with KAFKA_BROKERS). */
+export const embeddedKafkaBrokers = (): string | undefined =>
+  kafkaRunning() ? parseMockBootstrap(readFileSync(kafkaLog(), "utf8")) : undefined
 
 // ---------------------------------------------------------------- the stack
 
