@@ -12,6 +12,15 @@ export const appConfig = Config.all({
   logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
   dbPoolMax: Config.integer("DB_POOL_MAX").pipe(Config.withDefault(10)),
   kafkaClientId: Config.string("KAFKA_CLIENT_ID").pipe(Config.withDefault("hashinsight")),
+  /**
+   * Longest a consumer's fetch waits for data. A real broker answers a waiting fetch as soon as data
+   * arrives (500 suits it: fewer idle requests); the embedded mock always waits the whole time, so
+   * its default is short: this wait is what an event arriving at an idle consumer may sit for.
+   */
+  kafkaFetchMaxWaitMs: Config.integer("KAFKA_FETCH_MAX_WAIT_MS").pipe(
+    Config.validate({ message: "must be between 1 and 60000", validation: (n) => n >= 1 && n <= 60_000 }),
+    Config.withDefault(20),
+  ),
 })
 
 export type AppConfigShape = Config.Config.Success<typeof appConfig>

@@ -2,7 +2,8 @@
  * Kafka through kafkajs: a client for the process plus scoped factories for producers, consumers
  * and an admin, all disconnected on scope exit. Settings follow STACK.md: the Java-compatible
  * murmur2 partitioner (so keys land where Debezium/Java producers put them), no idempotent
- * producer (the mock cluster lacks it), short fetch waits (the mock does not wake long polls).
+ * producer (the mock cluster lacks it), short fetch waits by default (the mock does not wake long
+ * polls; KAFKA_FETCH_MAX_WAIT_MS).
  */
 import { Context, Data, Duration, Effect, Layer } from "effect"
 import {
@@ -55,7 +56,7 @@ export class Kafka extends Context.Tag("Kafka")<
     readonly probe: Effect.Effect<void, KafkaError>
   }
 >() {
-  static readonly make = (brokers: ReadonlyArray<string>, clientId = "hashinsight") =>
+  static readonly make = (brokers: ReadonlyArray<string>, clientId = "hashinsight", fetchMaxWaitMs = 20) =>
     Effect.gen(function* () {
       const client = new KafkaJs({
         clientId,
@@ -82,7 +83,11 @@ export class Kafka extends Context.Tag("Kafka")<
       const consumer = (config: ConsumerConfig) =>
         Effect.acquireRelease(
           Effect.gen(function* () {
-            const c = client.consumer({ maxWaitTimeInMs: 100, allowAutoTopicCreation: true, ...config })
+            const c = client.consumer({
+              maxWaitTimeInMs: fetchMaxWaitMs,
+              allowAutoTopicCreation: true,
+              ...config,
+            })
             yield* attempt("consumer.connect", () => c.connect())
             return c
           }),
@@ -109,6 +114,6 @@ export class Kafka extends Context.Tag("Kafka")<
 
   static readonly layer = Layer.scoped(
     Kafka,
-    Effect.flatMap(AppConfig, (c) => Kafka.make(c.kafkaBrokers, c.kafkaClientId)),
+    Effect.flatMap(AppConfig, (c) => Kafka.make(c.kafkaBrokers, c.kafkaClientId, c.kafkaFetchMaxWaitMs)),
   )
 }

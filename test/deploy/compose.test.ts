@@ -19,6 +19,8 @@ const compose = parse(readFileSync(join(projectRoot, "docker-compose.yml"), "utf
 const services = compose.services
 const platformServices = ["api", "relay", "portfolio-consumer", "intel-consumer", "crm-sync-consumer"]
 const contractEnv = ["DATABASE_URL", "REDIS_URL", "KAFKA_BROKERS", "PORT", "LOG_LEVEL"]
+/** Our own settings beyond the contract that the compose file sets (documented in the README). */
+const ownEnv = ["KAFKA_FETCH_MAX_WAIT_MS"]
 const configSource = readFileSync(join(projectRoot, "src/platform/config.ts"), "utf8")
 
 describe("docker-compose.yml", () => {
@@ -57,10 +59,12 @@ describe("docker-compose.yml", () => {
     }
   })
 
-  test("env var names are the contract's and the ones the config reads", () => {
+  test("env var names are the contract's (or our documented own) and the ones the config reads", () => {
+    const readme = readFileSync(join(projectRoot, "README.md"), "utf8")
+    for (const key of ownEnv) expect(readme).toContain(`| \`${key}\` |`)
     for (const name of [...platformServices, "migrate"]) {
       for (const key of Object.keys(services[name]?.environment ?? {})) {
-        expect(contractEnv).toContain(key)
+        expect([...contractEnv, ...ownEnv]).toContain(key)
         expect(configSource).toContain(`"${key}"`)
       }
     }

@@ -27,6 +27,7 @@ describe("AppConfig", () => {
         port: 5000,
         logLevel: "INFO",
       })
+      expect(config.kafkaFetchMaxWaitMs).toBe(20)
       expect(JSON.stringify(config)).not.toContain("s3cret")
       expect(String(config.databaseUrl)).not.toContain("s3cret")
     }),
@@ -53,6 +54,19 @@ describe("AppConfig", () => {
         Effect.flip,
       )
       expect(String(badPort)).toContain("PORT")
+      const badWait = yield* AppConfig.pipe(
+        Effect.provide(AppConfig.layer),
+        Effect.provide(
+          withEnv({
+            DATABASE_URL: "postgres://x/y",
+            REDIS_URL: "redis://x",
+            KAFKA_BROKERS: "k:1",
+            KAFKA_FETCH_MAX_WAIT_MS: "0",
+          }),
+        ),
+        Effect.flip,
+      )
+      expect(String(badWait)).toContain("KAFKA_FETCH_MAX_WAIT_MS")
     }),
   )
 })
