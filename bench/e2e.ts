@@ -62,8 +62,8 @@ interface LoadResult {
 
 const maxInFlight = 2048
 /** Writes watched through the read API at once, and how often each is polled (the reads are load too). */
-const maxWatched = 8
-const watchIntervalMs = 10
+const maxWatched = 2
+const watchIntervalMs = 20
 
 /** The load generator process: open loop, `rate` writes per second for `seconds`. */
 const generateLoad = async (plan: LoadPlan) => {
