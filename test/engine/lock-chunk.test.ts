@@ -158,7 +158,7 @@ describe("locked chunks", () => {
         const stale = `lock:user:${uniqueId("stale")}:chunk`
         const sql = yield* SqlClient.SqlClient
         // A newer holder (by the database's record) than any token Redis will hand out soon.
-        yield* sql`INSERT INTO lock_fences (lock_key, token) VALUES (${stale}, 1000000)`
+        yield* sql`INSERT INTO lock_fences (lock_key, token) VALUES (${stale}, 9000000000000000)`
         const consumer = defineConsumer({
           name: "lock-chunk-fence",
           group,

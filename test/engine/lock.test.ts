@@ -2,7 +2,7 @@ import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Deferred, Duration, Effect, Exit, Fiber } from "effect"
 import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
-import { fence, Locks } from "../../src/engine/consumer/lock.ts"
+import { defaultLockOptions, fence, fenceKey, Locks } from "../../src/engine/consumer/lock.ts"
 import { withTenant } from "../../src/platform/db.ts"
 import { Redis } from "../../src/platform/redis.ts"
 import {
@@ -111,6 +111,33 @@ describe("consumer locks", () => {
       const labels = yield* sql<{ label: string }>`
         SELECT label FROM consumer_test_effects WHERE consumer_group = ${group} ORDER BY at`
       expect(labels.map((r) => r.label)).toEqual(["fresh"])
+    }),
+  )
+
+  effectTest("tokens stay above every recorded fence when Redis loses the counter (restart, failover)", () =>
+    Effect.gen(function* () {
+      yield* ensureEffectsTable
+      const locks = yield* Locks.make(defaultLockOptions)
+      const redis = yield* Redis
+      const key = `lock:user:${uniqueId("u")}:portfolio`
+      const group = uniqueId("lost-counter")
+      const fencedWrite = (label: string) =>
+        locks.withLock(key, (held) =>
+          withTenant(testTenant)(
+            Effect.zipRight(writeEffect(group, crypto.randomUUID(), testTenant, label), fence(held)),
+          ).pipe(Effect.as(held.token)),
+        )
+      const before = yield* fencedWrite("before")
+      yield* fencedWrite("again")
+      // What a Redis without persistence looks like after a restart: the counter is gone.
+      yield* redis.use("del", (c) => c.del(fenceKey(key)))
+      const after = yield* fencedWrite("after the loss")
+      expect(after).toBeGreaterThan(before + 1)
+      expect(Number.isSafeInteger(after)).toBe(true)
+      const sql = yield* SqlClient.SqlClient
+      const labels = yield* sql<{ label: string }>`
+        SELECT label FROM consumer_test_effects WHERE consumer_group = ${group} ORDER BY at`
+      expect(labels.map((r) => r.label)).toEqual(["before", "again", "after the loss"])
     }),
   )
 })

@@ -1,6 +1,6 @@
 /**
  * Redis locks with fencing. `SET key token NX PX ttl` takes the lock and, in the same script, `INCR
- * fence:{key}` hands out a monotonic fencing token. The lock is renewed while its holder works,
+ * fence:{key}` hands out a monotonic fencing token (clock-seeded when the counter is missing). The lock is renewed while its holder works,
  * released only by its owner's token, and expires by itself if the process dies. A holder whose lock
  * expired (a long pause) may still reach its commit: `fence` makes the database reject that write,
  * because a newer holder has already recorded a higher token in `lock_fences`.
@@ -10,8 +10,19 @@ import { Context, Duration, Effect, Layer, Schedule } from "effect"
 import { Redis, type RedisError } from "../../platform/redis.ts"
 import { FencingRejected, LockContended } from "./errors.ts"
 
+/**
+ * A counter that is missing (first use, or Redis lost its data: a restart without persistence, a
+ * failover) starts from the server clock in microseconds, so its tokens stay above every token it
+ * handed out before — which the database may still hold in `lock_fences` — as long as a key saw
+ * fewer than one acquisition per microsecond. (Starting again from 1 would have every holder's
+ * writes fenced off until the counter caught up.) 1.8e15 today: exact in a double until ~2255.
+ */
 const acquireScript = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  if redis.call('EXISTS', KEYS[2]) == 0 then
+    local now = redis.call('TIME')
+    redis.call('SET', KEYS[2], now[1] .. string.format('%06d', tonumber(now[2])))
+  end
   return redis.call('INCR', KEYS[2])
 end
 return 0`
