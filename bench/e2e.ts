@@ -11,7 +11,7 @@
  * `bun bench/e2e.ts member <group>` and `bun bench/e2e.ts load <json>` are those subprocesses.
  */
 
-import { readFileSync, writeFileSync } from "node:fs"
+import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
@@ -27,7 +27,13 @@ import { updateMarketData } from "../src/hashinsight/ops/market-data.ts"
 import { createTenant } from "../src/http/tenants.ts"
 import { DbLayer, KafkaLayer, PlatformLive } from "../src/platform/layers.ts"
 import { migrate } from "../src/platform/migrator.ts"
-import { embeddedKafkaBrokers, freePort, projectRoot, spawnKafkaMock } from "../src/platform/stack.ts"
+import {
+  embeddedKafkaBrokers,
+  freePort,
+  projectRoot,
+  runningPids,
+  spawnKafkaMock,
+} from "../src/platform/stack.ts"
 import { startGroupAtEnd } from "../test/support/e2e-platform.ts"
 import { type BenchRow, percentile, report } from "./report.ts"
 
@@ -58,12 +64,38 @@ interface LoadResult {
   /** Not sent because too many were in flight (the system under test could not keep up). */
   readonly shed: number
   readonly elapsedMs: number
+  /** The generator's own CPU (user + system), ms. */
+  readonly cpuMs: number
 }
 
 const maxInFlight = 2048
 /** Writes watched through the read API at once, and how often each is polled (the reads are load too). */
 const maxWatched = 2
 const watchIntervalMs = 20
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux, 100 ticks/s); 0 once gone. */
+const cpuOf = (pid: number | undefined) => {
+  if (pid === undefined) return 0
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return 0
+  }
+}
+
+/** Every process with this command name: PostgreSQL forks a backend per connection. */
+const cpuOfAll = (comm: string) =>
+  readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .reduce((sum, pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === comm ? sum + cpuOf(Number(pid)) : sum
+      } catch {
+        return sum
+      }
+    }, 0)
 
 /** The load generator process: open loop, `rate` writes per second for `seconds`. */
 const generateLoad = async (plan: LoadPlan) => {
@@ -130,6 +162,7 @@ const generateLoad = async (plan: LoadPlan) => {
     pending.add(p)
   }
   const start = performance.now()
+  const cpuAtStart = process.cpuUsage()
   let next = 0
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
@@ -155,6 +188,7 @@ const generateLoad = async (plan: LoadPlan) => {
     lagMax: lags[lags.length - 1] ?? 0,
     shed,
     elapsedMs: performance.now() - start,
+    cpuMs: ((u) => (u.user + u.system) / 1000)(process.cpuUsage(cpuAtStart)),
   }
   writeFileSync(plan.out, JSON.stringify(result))
 }
@@ -242,6 +276,8 @@ interface Outcome {
   readonly pipeline: ReadonlyArray<number>
   readonly lagP99: number
   readonly lagMax: number
+  /** CPU per accepted write (ms) by process, over the scenario (load and the wait for visibility). */
+  readonly cpuPerWrite: Readonly<Record<string, number>>
 }
 
 const stats = (xs: ReadonlyArray<number>) => {
@@ -256,6 +292,13 @@ const legsText = (o: Outcome) =>
       return `${leg} p50/p95 ${p50.toFixed(0)}/${p95.toFixed(0)} ms`
     })
     .join(", ")
+
+const cpuText = (o: Outcome) =>
+  `${Object.entries(o.cpuPerWrite)
+    .map(([name, ms]) => `${name} ${ms.toFixed(2)}`)
+    .join(", ")} ms (total ${Object.values(o.cpuPerWrite)
+    .reduce((a, b) => a + b, 0)
+    .toFixed(2)})`
 
 export const run = async (args: ReadonlyArray<string>) => {
   const { values } = parseArgs({
@@ -302,10 +345,20 @@ export const run = async (args: ReadonlyArray<string>) => {
       group,
       portfolioConsumer.subscriptions.map((s) => s.topic.name),
     ).pipe(Effect.provide(KafkaLayer))
-    yield* child(["src/bin/api.ts"], env)
+    const api = yield* child(["src/bin/api.ts"], env)
     // Slot names are per cluster: the database's own name keeps the bench off anyone else's slot.
-    yield* child(["src/bin/relay.ts", "--mode", "wal", "--slot", db.name], env)
-    yield* child(["bench/e2e.ts", "member", group], env)
+    const relay = yield* child(["src/bin/relay.ts", "--mode", "wal", "--slot", db.name], env)
+    const member = yield* child(["bench/e2e.ts", "member", group], env)
+    const redisPid = runningPids().redis
+    /** CPU seconds so far of each process of the pipeline (PostgreSQL: every backend of the cluster). */
+    const cpuNow = () => ({
+      api: cpuOf(api.pid),
+      postgres: cpuOfAll("postgres"),
+      member: cpuOf(member.pid),
+      relay: cpuOf(relay.pid),
+      kafka: cpuOf(kafka.pid),
+      redis: cpuOf(redisPid),
+    })
     const url = `http://127.0.0.1:${port}`
     yield* Effect.tryPromise(() => fetch(`${url}/openapi.json`)).pipe(
       Effect.filterOrFail((r) => r.ok),
@@ -340,6 +393,7 @@ export const run = async (args: ReadonlyArray<string>) => {
         const prefix = `r${runs++}-${target}`
         const out = join(dir, `bench-e2e-${process.pid}-${prefix}.json`)
         const plan: LoadPlan = { url, apiKey, rate: target, seconds: secs, prefix, out }
+        const cpuBefore = cpuNow()
         const load = spawn([process.execPath, "bench/e2e.ts", "load", JSON.stringify(plan)], {
           cwd: projectRoot,
           env: { ...process.env, NODE_NO_WARNINGS: "1" },
@@ -365,6 +419,12 @@ export const run = async (args: ReadonlyArray<string>) => {
           const at = seen.get(s.user)
           return at === undefined ? [] : [at - s.sentAt]
         })
+        const cpuAfter = cpuNow()
+        const perWrite = (seconds: number) => (ok.length === 0 ? 0 : (seconds * 1000) / ok.length)
+        const cpuPerWrite: Record<string, number> = {}
+        for (const [name, before] of Object.entries(cpuBefore))
+          cpuPerWrite[name] = perWrite(cpuAfter[name as keyof typeof cpuAfter] - before)
+        cpuPerWrite.generator = perWrite(result.cpuMs / 1000)
         const legs = yield* legsOf(prefix)
         const legOf = (f: (s: Sent, l: { written: number; claimed: number }) => number) =>
           ok.flatMap((s) => {
@@ -387,6 +447,7 @@ export const run = async (args: ReadonlyArray<string>) => {
           pipeline: legOf((_, l) => l.claimed - l.written),
           lagP99: result.lagP99,
           lagMax: result.lagMax,
+          cpuPerWrite,
         }
         const v = stats(visibility)
         const h = stats(outcome.http)
@@ -394,7 +455,7 @@ export const run = async (args: ReadonlyArray<string>) => {
           `rate ${target}/s × ${secs}s: ${ok.length} accepted (${outcome.failed} failed, ${result.shed} shed), ${visibility.length} visible, ` +
             `end-to-end p50/p95/p99 ${v.p50.toFixed(0)}/${v.p95.toFixed(0)}/${v.p99.toFixed(0)} ms, ` +
             `via the read (${outcome.read.length} sampled) p50/p95 ${stats(outcome.read).p50.toFixed(0)}/${stats(outcome.read).p95.toFixed(0)} ms, ` +
-            `HTTP p95 ${h.p95.toFixed(0)} ms, ${outcome.achieved.toFixed(0)} writes/s end to end, generator lag p99 ${result.lagP99.toFixed(0)} ms; ${legsText(outcome)}`,
+            `HTTP p95 ${h.p95.toFixed(0)} ms, ${outcome.achieved.toFixed(0)} writes/s end to end, generator lag p99 ${result.lagP99.toFixed(0)} ms; ${legsText(outcome)}; CPU per write ${cpuText(outcome)}`,
         )
         return outcome
       })
@@ -430,6 +491,13 @@ export const run = async (args: ReadonlyArray<string>) => {
         value: stats(fixed.read)[metric],
         unit: "ms",
       })),
+      ...Object.entries(fixed.cpuPerWrite).map(([process, ms]) => ({
+        system: "hashinsight",
+        scenario: `${name} (CPU per accepted write)`,
+        metric: process,
+        value: ms,
+        unit: "ms",
+      })),
     )
     // Sustained: every write accepted and visible, and end to end kept up with the offered rate.
     const sustained = stepped.filter(
@@ -448,6 +516,7 @@ export const run = async (args: ReadonlyArray<string>) => {
     })
     const notes = [
       `sampled: up to ${maxWatched} writes at a time are watched by polling GET /api/portfolio/{user} every ${watchIntervalMs} ms (the API's cached read path) until it shows the holding — the acceptance's "visible in the portfolio read"; those polls are extra load on the API`,
+      "CPU per accepted write: user + system time from /proc over the scenario (the load and the wait until every write was visible), per process; postgres = every backend of the cluster, kafka = the bench's own mock, redis = the embedded one (0 when external); on 2 cores, 1,000 writes/s leaves at most 2 ms in total",
       "latency = portfolios.computed_at (start of the member's unit transaction, which commits a chunk's recalculations together) − the moment the load generator sent the POST; it excludes that transaction's own run time (computed_at and the inbox's processed_at are both its now()); legs: api = sent → outbox created_at (API transaction start), pipeline = outbox created_at → inbox processed_at (WAL relay, Kafka, the member's fetch and queue); one new user per write, so each write is one MinerAdded event and one recalculation under that user's lock",
       `processes: API, WAL relay and one portfolio-recalc member as subprocesses (bun), load generator its own subprocess (bun fetch, open loop); PostgreSQL, Redis and the librdkafka mock Kafka on the same 2-core machine; intel and crm-sync groups not running; Kafka: ${kafkaNote}`,
       ...[fixed, ...stepped].map(
@@ -460,7 +529,7 @@ export const run = async (args: ReadonlyArray<string>) => {
             .map((x) => x.toFixed(0))
             .join(
               "/",
-            )} ms (${legsText(o)}); generator lag p99 ${o.lagP99.toFixed(1)} ms, max ${o.lagMax.toFixed(1)} ms`,
+            )} ms (${legsText(o)}); generator lag p99 ${o.lagP99.toFixed(1)} ms, max ${o.lagMax.toFixed(1)} ms; CPU per accepted write ${cpuText(o)}`,
       ),
     ]
     report("e2e", rows, notes)
