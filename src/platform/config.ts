@@ -4,6 +4,9 @@
  */
 import { Config, Context, Effect, Layer, Logger, LogLevel, Redacted } from "effect"
 
+/** See `kafkaFetchMaxWaitMs`. */
+export const defaultFetchMaxWaitMs = 20
+
 export const appConfig = Config.all({
   databaseUrl: Config.redacted("DATABASE_URL"),
   redisUrl: Config.redacted("REDIS_URL"),
@@ -19,7 +22,7 @@ export const appConfig = Config.all({
    */
   kafkaFetchMaxWaitMs: Config.integer("KAFKA_FETCH_MAX_WAIT_MS").pipe(
     Config.validate({ message: "must be between 1 and 60000", validation: (n) => n >= 1 && n <= 60_000 }),
-    Config.withDefault(20),
+    Config.withDefault(defaultFetchMaxWaitMs),
   ),
 })
 

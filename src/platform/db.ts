@@ -46,27 +46,27 @@ const setTenantStatement = (tenantId: string) =>
  * the text (checked by the caller); anything else takes the parameterized path.
  */
 const tenantTransaction = (tenantId: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.succeed(
-      SqlClient.makeWithTransaction({
-        transactionTag: SqlClient.TransactionConnection,
-        spanAttributes: [],
-        acquireConnection: Effect.flatMap(Scope.make(), (scope) =>
-          Effect.map(Scope.extend(sql.reserve, scope), (conn) => [scope, conn] as const),
-        ),
-        begin: (conn) => conn.executeUnprepared(`BEGIN; ${setTenantStatement(tenantId)}`, [], undefined),
-        savepoint: (conn, id) =>
-          conn.executeUnprepared(
-            `SAVEPOINT effect_sql_${id}; ${setTenantStatement(tenantId)}`,
-            [],
-            undefined,
-          ),
-        commit: (conn) => conn.executeUnprepared("COMMIT", [], undefined),
-        rollback: (conn) => conn.executeUnprepared("ROLLBACK", [], undefined),
-        rollbackSavepoint: (conn, id) =>
-          conn.executeUnprepared(`ROLLBACK TO SAVEPOINT effect_sql_${id}`, [], undefined),
-      }),
-    ),
+  Effect.map(SqlClient.SqlClient, (sql) =>
+    SqlClient.makeWithTransaction({
+      transactionTag: SqlClient.TransactionConnection,
+      spanAttributes: [],
+      acquireConnection: Effect.flatMap(Scope.make(), (scope) =>
+        Effect.map(Scope.extend(sql.reserve, scope), (conn) => [scope, conn] as const),
+      ),
+      begin: (conn) => conn.executeUnprepared(`BEGIN; ${setTenantStatement(tenantId)}`, [], undefined),
+      savepoint: (conn, id) =>
+        conn.executeUnprepared(`SAVEPOINT effect_sql_${id}; ${setTenantStatement(tenantId)}`, [], undefined),
+      commit: (conn) => conn.executeUnprepared("COMMIT", [], undefined),
+      rollback: (conn) => conn.executeUnprepared("ROLLBACK", [], undefined),
+      rollbackSavepoint: (conn, id) =>
+        conn.executeUnprepared(`ROLLBACK TO SAVEPOINT effect_sql_${id}`, [], undefined),
+    }),
+  )
+
+/** The same settings as a parameterized statement, in the caller's open transaction. */
+const setTenant = (sql: SqlClient.SqlClient, tenantId: string) =>
+  sql`SELECT set_config('role', ${appRole}, true), set_config('app.tenant_id', ${tenantId}, true)`.pipe(
+    Effect.asVoid,
   )
 
 /**
@@ -81,7 +81,7 @@ export const useTenant = (tenantId: string) =>
     if (tx === undefined) return yield* Effect.dieMessage("useTenant outside a transaction")
     const current = yield* FiberRef.get(tenantOfTransaction)
     if (current?.tx === tx && current.tenantId === tenantId) return
-    yield* sql`SELECT set_config('role', ${appRole}, true), set_config('app.tenant_id', ${tenantId}, true)`
+    yield* setTenant(sql, tenantId)
     yield* FiberRef.set(tenantOfTransaction, { tx, tenantId })
   })
 
@@ -105,16 +105,8 @@ export const withTenant =
       )
       const inTransaction = uuidShape.test(tenantId)
         ? Effect.flatMap(tenantTransaction(tenantId), (transaction) => transaction(body))
-        : sql.withTransaction(
-            Effect.zipRight(
-              sql`SELECT set_config('role', ${appRole}, true), set_config('app.tenant_id', ${tenantId}, true)`,
-              body,
-            ),
-          )
+        : sql.withTransaction(Effect.zipRight(setTenant(sql, tenantId), body))
       if (serving === undefined) return yield* inTransaction
       // The savepoint's setting outlives it when it succeeds: put the outer tenant back.
-      return yield* Effect.tap(inTransaction, () => useTenantRaw(sql, serving))
+      return yield* Effect.tap(inTransaction, () => setTenant(sql, serving))
     })
-
-const useTenantRaw = (sql: SqlClient.SqlClient, tenantId: string) =>
-  sql`SELECT set_config('app.tenant_id', ${tenantId}, true)`.pipe(Effect.asVoid)

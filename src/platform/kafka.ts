@@ -15,7 +15,7 @@ import {
   type Producer,
   type ProducerConfig,
 } from "kafkajs"
-import { AppConfig } from "./config.ts"
+import { AppConfig, defaultFetchMaxWaitMs } from "./config.ts"
 import { javaCompatiblePartitioner } from "./kafka-partitioner.ts"
 
 export class KafkaError extends Data.TaggedError("KafkaError")<{
@@ -56,7 +56,11 @@ export class Kafka extends Context.Tag("Kafka")<
     readonly probe: Effect.Effect<void, KafkaError>
   }
 >() {
-  static readonly make = (brokers: ReadonlyArray<string>, clientId = "hashinsight", fetchMaxWaitMs = 20) =>
+  static readonly make = (
+    brokers: ReadonlyArray<string>,
+    clientId = "hashinsight",
+    fetchMaxWaitMs = defaultFetchMaxWaitMs,
+  ) =>
     Effect.gen(function* () {
       const client = new KafkaJs({
         clientId,

@@ -120,6 +120,7 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
                   ? chunk(unit.items)
                   : run(unit))
                 const last = lastOffsetOf(unit)
+                // Where kafkajs fetches from next; `finish` is what gets committed.
                 resolveOffset(last)
                 offsets.finish(batch.topic, batch.partition, last)
                 await heartbeat()
