@@ -64,7 +64,12 @@ const table: ReadonlyArray<readonly [string, unknown, "retryable" | "fatal", str
   ],
   ["missing id header", new MissingHeader({ header: "id" }), "fatal", "MissingHeader"],
   ["malformed id header", new MalformedHeader({ header: "id", value: "x" }), "fatal", "MalformedHeader"],
-  ["stale fencing token", new FencingRejected({ lockKey: "k", token: 1 }), "fatal", "FencingRejected"],
+  [
+    "stale fencing token",
+    new FencingRejected({ lockKey: "k", token: 1, newest: 2 }),
+    "retryable",
+    "FencingRejected",
+  ],
   ["unrecognised error: bounded retries", new Error("boom"), "retryable", "Error"],
 ]
 

@@ -2,6 +2,7 @@ import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Deferred, Duration, Effect, Exit, Fiber } from "effect"
 import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
+import { FencingRejected } from "../../src/engine/consumer/errors.ts"
 import { defaultLockOptions, fence, fenceKey, Locks } from "../../src/engine/consumer/lock.ts"
 import { withTenant } from "../../src/platform/db.ts"
 import { Redis } from "../../src/platform/redis.ts"
@@ -139,5 +140,36 @@ describe("consumer locks", () => {
         SELECT label FROM consumer_test_effects WHERE consumer_group = ${group} ORDER BY at`
       expect(labels.map((r) => r.label)).toEqual(["before", "again", "after the loss"])
     }),
+  )
+
+  effectTest(
+    "a counter that Redis restored behind the database (an older snapshot) is raised by the first rejection, so the next holder commits",
+    () =>
+      Effect.gen(function* () {
+        yield* ensureEffectsTable
+        const locks = yield* Locks.make(defaultLockOptions)
+        const redis = yield* Redis
+        const key = `lock:user:${uniqueId("u")}:portfolio`
+        const group = uniqueId("restored-counter")
+        const fencedWrite = (label: string) =>
+          locks.withLock(key, (held) =>
+            withTenant(testTenant)(
+              Effect.zipRight(writeEffect(group, crypto.randomUUID(), testTenant, label), fence(held)),
+            ).pipe(Effect.as(held.token)),
+          )
+        const recorded = yield* fencedWrite("before")
+        // The counter as an older snapshot had it: far below what the database has recorded.
+        yield* redis.use("set", (c) => c.set(fenceKey(key), "5"))
+        const rejected = yield* Effect.flip(fencedWrite("from the old counter"))
+        expect(rejected).toBeInstanceOf(FencingRejected)
+        expect(rejected).toMatchObject({ lockKey: key, token: 6, newest: recorded })
+        expect(Number(yield* redis.use("get", (c) => c.get(fenceKey(key))))).toBe(recorded)
+        const after = yield* fencedWrite("after the catch-up")
+        expect(after).toBe(recorded + 1)
+        const sql = yield* SqlClient.SqlClient
+        const labels = yield* sql<{ label: string }>`
+          SELECT label FROM consumer_test_effects WHERE consumer_group = ${group} ORDER BY at`
+        expect(labels.map((r) => r.label)).toEqual(["before", "after the catch-up"])
+      }),
   )
 })

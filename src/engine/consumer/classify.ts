@@ -31,15 +31,8 @@ const fatalSqlClasses = new Set(["22", "23", "28", "42"])
 /** Socket-level failures surface as Node error codes rather than SQLSTATEs. */
 const retryableSocketCodes = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH"])
 
-const fatalTags = new Set([
-  "Fatal",
-  "DecodeFailed",
-  "UnknownEventType",
-  "MalformedHeader",
-  "MissingHeader",
-  "FencingRejected",
-])
-const retryableTags = new Set(["Retryable", "LockContended"])
+const fatalTags = new Set(["Fatal", "DecodeFailed", "UnknownEventType", "MalformedHeader", "MissingHeader"])
+const retryableTags = new Set(["Retryable", "LockContended", "FencingRejected"])
 
 const tagOf = (error: unknown): string => {
   if (typeof error === "object" && error !== null) {

@@ -56,12 +56,18 @@ export class LockContended extends Schema.TaggedError<LockContended>()("LockCont
   }
 }
 
-/** The database has seen a newer fencing token for this lock: this holder's lock had expired. */
+/**
+ * The database has seen a newer fencing token (`newest`) for this lock than this holder's: its lock
+ * had expired and someone else wrote since, or Redis lost its counter's latest value (a restart from
+ * an older snapshot, a failover to a lagging replica). Retryable: `Locks` raises the counter past
+ * `newest` when a holder's work fails with this, so the next attempt takes a token that passes.
+ */
 export class FencingRejected extends Schema.TaggedError<FencingRejected>()("FencingRejected", {
   lockKey: Schema.String,
   token: Schema.Number,
+  newest: Schema.Number,
 }) {
   override get message() {
-    return `fencing token ${this.token} for ${this.lockKey} is stale: a newer lock holder has written`
+    return `fencing token ${this.token} for ${this.lockKey} is stale: the database has seen ${this.newest}`
   }
 }

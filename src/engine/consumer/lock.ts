@@ -3,7 +3,8 @@
  * fence:{key}` hands out a monotonic fencing token (clock-seeded when the counter is missing). The lock is renewed while its holder works,
  * released only by its owner's token, and expires by itself if the process dies. A holder whose lock
  * expired (a long pause) may still reach its commit: `fence` makes the database reject that write,
- * because a newer holder has already recorded a higher token in `lock_fences`.
+ * because a newer holder has already recorded a higher token in `lock_fences`. A rejection also
+ * brings a counter that fell behind the database (Redis data loss) back up: see `catchUp`.
  */
 import { SqlClient } from "@effect/sql"
 import { Context, Duration, Effect, Layer, Schedule } from "effect"
@@ -30,6 +31,12 @@ return 0`
 const releaseScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
+
+/** Raises a fence counter to at least ARGV[1] (never lowers it). */
+const catchUpScript = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`
 
 const renewScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -155,6 +162,29 @@ export class Locks extends Context.Tag("Locks")<
         Effect.suspend(() => renewAll).pipe(Effect.delay(options.renewEvery), Effect.forever),
       )
 
+      /**
+       * A fence rejection means the database has seen a newer token than this counter hands out:
+       * the holder's lock expired meanwhile (the counter is already past it; nothing changes), or
+       * Redis lost the counter's latest value. Raising the counter to the stored token makes the
+       * next acquisition's token pass, so the retry succeeds instead of every later holder of the
+       * key being fenced off too. Best effort: failing to raise it leaves the next try to do it.
+       */
+      const catchUp = (error: FencingRejected) =>
+        perKey("lock.catch-up", [fenceKey(error.lockKey)], () => [
+          catchUpScript,
+          1,
+          fenceKey(error.lockKey),
+          String(error.newest),
+        ]).pipe(
+          Effect.zipRight(
+            Effect.logWarning(
+              `fence counter of ${error.lockKey} was behind the database (${error.token} < ${error.newest}); raised to ${error.newest}`,
+            ),
+          ),
+          Effect.timeout(Duration.seconds(2)),
+          Effect.ignore,
+        )
+
       const withLocks = <A, E, R>(
         keys: ReadonlyArray<string>,
         use: (held: ReadonlyMap<string, Held>) => Effect.Effect<A, E, R>,
@@ -163,7 +193,10 @@ export class Locks extends Context.Tag("Locks")<
         const token = crypto.randomUUID()
         return Effect.acquireUseRelease(
           Effect.tap(acquire(sorted, token), () => Effect.sync(() => held.set(token, sorted))),
-          use,
+          (locks) =>
+            Effect.tapError(use(locks), (error) =>
+              error instanceof FencingRejected && locks.has(error.lockKey) ? catchUp(error) : Effect.void,
+            ),
           () =>
             Effect.zipRight(
               Effect.sync(() => held.delete(token)),
@@ -200,7 +233,13 @@ export const fenceAll = Effect.fn("Locks.fence")(function* (held: ReadonlyArray<
   if (rows.length === sorted.length) return
   const written = new Set(rows.map((r) => r.lock_key))
   const stale = sorted.find((h) => !written.has(h.key))!
-  return yield* new FencingRejected({ lockKey: stale.key, token: stale.token })
+  const [stored] = yield* sql<{ token: string }>`
+    SELECT token::text AS token FROM lock_fences WHERE lock_key = ${stale.key}`
+  return yield* new FencingRejected({
+    lockKey: stale.key,
+    token: stale.token,
+    newest: Number(stored?.token ?? stale.token),
+  })
 })
 
 export const fence = (held: Held) => fenceAll([held])

@@ -9,10 +9,10 @@ import { Effect } from "effect"
 import { Cache } from "../../engine/cache/swr.ts"
 import { beforeCommit, beforeCommitBatch } from "../../engine/consumer/before-commit.ts"
 import { defineConsumer, type EventMeta, on } from "../../engine/consumer/definition.ts"
-import { Fatal } from "../../engine/consumer/errors.ts"
+import { Fatal, FencingRejected } from "../../engine/consumer/errors.ts"
 import { Locks } from "../../engine/consumer/lock.ts"
 import { invalidatePortfolio } from "../cache-keys.ts"
-import { recalculatePortfolio, recalculatePortfolios } from "../portfolio/recalculate.ts"
+import { recalculatePortfolio, recalculatePortfolios, StaleFenceToken } from "../portfolio/recalculate.ts"
 import { minerTopic, opsTopic, treasuryTopic } from "../topics.ts"
 import { afterUnit } from "./after-unit.ts"
 import { consumerGroups } from "./groups.ts"
@@ -23,8 +23,20 @@ export const portfolioLockKey = (userId: string) => `lock:user:${userId}:portfol
 const dropCached = (tenantId: string, userId: string) =>
   afterUnit(invalidatePortfolio(tenantId, userId).pipe(Effect.provide(Cache.layer)))
 
+/**
+ * A portfolio already written with a newer token is the lock's fence speaking: reported as the
+ * engine's `FencingRejected` for the user's lock, so the runtime retries it and `Locks` brings a
+ * fence counter that fell behind (Redis data loss) back up.
+ */
+const fenced = <A, E, R>(self: Effect.Effect<A, E | StaleFenceToken, R>) =>
+  Effect.mapError(self, (e) =>
+    e instanceof StaleFenceToken
+      ? new FencingRejected({ lockKey: portfolioLockKey(e.userId), token: e.fenceToken, newest: e.newest })
+      : e,
+  )
+
 const recalculate = (tenantId: string, userId: string, token: number) =>
-  Effect.zipRight(recalculatePortfolio(tenantId, userId, token), dropCached(tenantId, userId))
+  Effect.zipRight(fenced(recalculatePortfolio(tenantId, userId, token)), dropCached(tenantId, userId))
 
 /**
  * For events the runtime locked by `portfolioLockKey`: recalculated with the runtime's token at the
@@ -39,7 +51,7 @@ const forUser = (payload: { readonly userId: string }, meta: EventMeta) =>
         { userId: payload.userId, fenceToken: meta.lock.token },
         (targets) =>
           Effect.zipRight(
-            recalculatePortfolios(meta.tenantId, targets),
+            fenced(recalculatePortfolios(meta.tenantId, targets)),
             Effect.forEach(new Set(targets.map((t) => t.userId)), (user) => dropCached(meta.tenantId, user), {
               discard: true,
             }),

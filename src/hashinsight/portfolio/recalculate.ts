@@ -15,9 +15,11 @@ export class StaleFenceToken extends Schema.TaggedError<StaleFenceToken>()("Stal
   tenantId: Schema.String,
   userId: Schema.String,
   fenceToken: Schema.Number,
+  /** The token the stored portfolio was written with. */
+  newest: Schema.Number,
 }) {
   override get message() {
-    return `portfolio of ${this.userId} was already written with a newer fencing token than ${this.fenceToken}`
+    return `portfolio of ${this.userId} was already written with fencing token ${this.newest}, newer than ${this.fenceToken}`
   }
 }
 
@@ -102,7 +104,14 @@ export const recalculatePortfolios = Effect.fn("Portfolio.recalculateMany")(func
       if (written.length < portfolios.length) {
         const done = new Set(written.map((r) => r.user_id))
         const stale = portfolios.find((p) => !done.has(p.userId))!
-        return yield* new StaleFenceToken({ tenantId, userId: stale.userId, fenceToken: stale.fenceToken })
+        const [stored] = yield* sql<{ token: string }>`
+          SELECT fence_token::text AS token FROM portfolios WHERE user_id = ${stale.userId}`
+        return yield* new StaleFenceToken({
+          tenantId,
+          userId: stale.userId,
+          fenceToken: stale.fenceToken,
+          newest: Number(stored?.token ?? stale.fenceToken),
+        })
       }
       return portfolios
     }),
