@@ -157,7 +157,8 @@ describe.each(["wal", "poll"] as const)("%s relay", (mode) => {
         Effect.suspend(() =>
           batches.reduce((a, b) => a + b, 0) >= n ? Effect.void : Effect.fail("waiting"),
         ).pipe(Effect.retry(Schedule.spaced("50 millis")), Effect.timeout("30 seconds"))
-      yield* startRelay(db, mode, { linger: Duration.millis(400) })
+      // A linger well beyond the five commits below (about 250 ms here, more on a loaded CI box).
+      yield* startRelay(db, mode, { linger: Duration.millis(1500) })
       // The relay streams (and the consumer reads) before the commits under test.
       yield* commitEvents(db, topic, "lingering", [0])
       yield* received(1)
