@@ -10,6 +10,7 @@ import { MinersGroup } from "../hashinsight/miners/api.ts"
 import { OpsGroup } from "../hashinsight/ops/api.ts"
 import { PortfolioGroup } from "../hashinsight/portfolio/api.ts"
 import { TreasuryGroup } from "../hashinsight/treasury/api.ts"
+import { ObserveGroup } from "../observe/api.ts"
 import {
   InternalProblem,
   MalformedBody,
@@ -29,6 +30,7 @@ export class HashInsightApi extends HttpApi.make("hashinsight")
   .add(OpsGroup)
   .add(TreasuryGroup)
   .add(CrmGroup)
+  .add(ObserveGroup)
   .addError(ValidationProblem)
   .addError(MalformedBody)
   .addError(Unauthorized)

@@ -1,6 +1,6 @@
 /**
- * The API served on Bun: routes, `/openapi.json`, `/docs`, the problem edge, the idempotency
- * store and the read cache, as one Layer that needs the database (`SqlClient`), `Redis` and the
+ * The API served on Bun: routes, `/openapi.json`, `/docs`, `/api/health`, `/metrics`, the problem
+ * edge, the idempotency store and the read cache, as one Layer that needs the database (`SqlClient`), `Redis` and the
  * `Outbox`. `bun run api`
  * serves it alone; `bun run services` runs the same Layer in-process next to the relay and consumers.
  */
@@ -11,10 +11,12 @@ import { Cache } from "../engine/cache/swr.ts"
 import { CatalogueLive } from "../hashinsight/catalogue/handlers.ts"
 import { CrmLive } from "../hashinsight/crm/handlers.ts"
 import { ForecastsLive } from "../hashinsight/forecasts/handlers.ts"
+import { HashInsightHealth } from "../hashinsight/health.ts"
 import { MinersLive } from "../hashinsight/miners/handlers.ts"
 import { OpsLive } from "../hashinsight/ops/handlers.ts"
 import { PortfolioLive } from "../hashinsight/portfolio/handlers.ts"
 import { TreasuryLive } from "../hashinsight/treasury/handlers.ts"
+import { ObserveLive } from "../observe/handlers.ts"
 import { AppConfig } from "../platform/config.ts"
 import { HashInsightApi } from "./api.ts"
 import { Authentication, defaultKeyTtl } from "./authentication.ts"
@@ -30,7 +32,16 @@ export interface ServerOptions {
 export const apiRoutes = (options: ServerOptions = {}) =>
   HttpApiBuilder.api(HashInsightApi).pipe(
     Layer.provide(
-      Layer.mergeAll(CatalogueLive, MinersLive, PortfolioLive, ForecastsLive, OpsLive, TreasuryLive, CrmLive),
+      Layer.mergeAll(
+        CatalogueLive,
+        MinersLive,
+        PortfolioLive,
+        ForecastsLive,
+        OpsLive,
+        TreasuryLive,
+        CrmLive,
+        ObserveLive.pipe(Layer.provide(HashInsightHealth)),
+      ),
     ),
     Layer.provide(Cache.layer),
     Layer.provide(Authentication.layerWith({ keyTtl: options.keyTtl ?? defaultKeyTtl })),

@@ -1,0 +1,47 @@
+/**
+ * HashInsight's health: the engine's checks over its relay slot and its three consumer groups, and
+ * the `forecast` check — how long the newest market data of any tenant has gone without fresh
+ * model forecasts from `intel-group` (degraded beyond 5 minutes).
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import { relayDefaults } from "../engine/relay/config.ts"
+import { type CheckResult, Health } from "../observe/health.ts"
+import { consumers } from "./consumers/index.ts"
+
+const forecastLimitSeconds = 300
+
+const forecastCheck = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ tenants: number; behind: number; behind_seconds: number; newest: Date | null }>`
+    WITH market AS (SELECT tenant_id, max(created_at) AS newest FROM market_data GROUP BY tenant_id),
+         forecast AS (SELECT tenant_id, max(computed_at) AS newest FROM forecasts
+                      WHERE subject_kind = 'model' GROUP BY tenant_id)
+    SELECT count(*)::int AS tenants,
+           count(*) FILTER (WHERE f.newest IS NULL OR f.newest < m.newest)::int AS behind,
+           coalesce(max(extract(epoch FROM now() - m.newest))
+             FILTER (WHERE f.newest IS NULL OR f.newest < m.newest), 0)::float8 AS behind_seconds,
+           max(f.newest) AS newest
+    FROM market m LEFT JOIN forecast f USING (tenant_id)`
+  const behindSeconds = Math.round(row?.behind_seconds ?? 0)
+  const result: CheckResult = {
+    status: behindSeconds > forecastLimitSeconds ? "degraded" : "healthy",
+    ...(behindSeconds > forecastLimitSeconds
+      ? { detail: `market data has waited ${behindSeconds} s for its forecasts (intel-group)` }
+      : {}),
+    tenants: row?.tenants ?? 0,
+    behind: row?.behind ?? 0,
+    behindSeconds,
+    newestForecastAt: row?.newest ?? null,
+  }
+  return result
+})
+
+export const HashInsightHealth = Health.layer({
+  slot: relayDefaults.slot,
+  groups: Object.values(consumers).map((c) => ({
+    group: c.group,
+    topics: [...new Set(c.subscriptions.map((s) => s.topic.name))],
+  })),
+  forecast: forecastCheck,
+})

@@ -1,0 +1,278 @@
+/**
+ * `GET /api/health`: seven checks, each with its own status and the figures it was judged by, run
+ * at once with a time limit each. Overall status is the worst check's; only `unhealthy` (503)
+ * means this API cannot do its job — the database is down. Everything else the outbox absorbs:
+ * with Redis, Kafka or a consumer group down, writes still commit and their events wait, so those
+ * checks report `degraded` and the API keeps answering 200 (a load balancer must not take every
+ * instance out because a consumer is down).
+ *
+ * | check | figures | degraded when |
+ * |---|---|---|
+ * | database | latencyMs | slower than 1 s (unhealthy: unreachable) |
+ * | redis | latencyMs | unreachable, or slower than 1 s |
+ * | outbox | WAL: slot, streaming, lagBytes; poll: unpublished, oldestSeconds | no relay streams from the slot, WAL lag over 64 MiB, or an event unpublished for over 60 s |
+ * | kafka_consumer | per group: state, members, lag | Kafka unreachable, a group without members (where the broker describes groups), or a group over 10,000 events behind |
+ * | dlq | waiting, lastHour, newestFailedAt | records waiting for an operator (pending or failed replay) |
+ * | forecast | tenants, behind, behindSeconds | market data unforecast for over 5 minutes |
+ * | cache | hits, stale, misses, hitRatio, refreshes | Redis unreachable (reads go to the database) |
+ *
+ * Checks run as the connecting (operator) role: they read across tenants.
+ */
+import { SqlClient } from "@effect/sql"
+import { Cause, Context, Duration, Effect, Layer, Metric, Option, Schema } from "effect"
+import { type Admin, Kafka as KafkaJs, logLevel } from "kafkajs"
+import { cacheHits, cacheMisses, cacheRefreshes, cacheStale } from "../engine/cache/metrics.ts"
+import { outboxBacklog, slotLag } from "../engine/relay/lag.ts"
+import { AppConfig } from "../platform/config.ts"
+import { Redis } from "../platform/redis.ts"
+
+export const HealthStatus = Schema.Literal("healthy", "degraded", "unhealthy")
+export type HealthStatus = typeof HealthStatus.Type
+
+/** A check's status, why (when not healthy) and its figures. */
+export const CheckResult = Schema.Struct(
+  { status: HealthStatus, detail: Schema.optional(Schema.String) },
+  Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+)
+export type CheckResult = typeof CheckResult.Type
+
+export const checkNames = [
+  "database",
+  "redis",
+  "outbox",
+  "kafka_consumer",
+  "dlq",
+  "forecast",
+  "cache",
+] as const
+export type CheckName = (typeof checkNames)[number]
+
+export const HealthReport = Schema.Struct({
+  status: HealthStatus,
+  checks: Schema.Struct(
+    Object.fromEntries(checkNames.map((n) => [n, CheckResult])) as Record<CheckName, typeof CheckResult>,
+  ),
+}).annotations({ identifier: "HealthReport" })
+export type HealthReport = typeof HealthReport.Type
+
+const rank: Record<HealthStatus, number> = { healthy: 0, degraded: 1, unhealthy: 2 }
+export const worst = (statuses: ReadonlyArray<HealthStatus>): HealthStatus =>
+  statuses.reduce<HealthStatus>((w, s) => (rank[s] > rank[w] ? s : w), "healthy")
+
+const ok = (figures: Record<string, unknown>, degradedBecause?: string): CheckResult =>
+  degradedBecause === undefined
+    ? { status: "healthy", ...figures }
+    : { status: "degraded", detail: degradedBecause, ...figures }
+
+const messageOf = (e: unknown) =>
+  e instanceof Error
+    ? e.message
+    : typeof e === "object" && e !== null && "message" in e
+      ? String(e.message)
+      : String(e)
+
+const checkTimeout = Duration.seconds(3)
+
+/** Runs a check within its time limit; a failure or timeout is reported with `onFailure`. */
+const guarded = <E, R>(
+  check: Effect.Effect<CheckResult, E, R>,
+  onFailure: HealthStatus,
+): Effect.Effect<CheckResult, never, R> =>
+  check.pipe(
+    Effect.timeoutFail({ duration: checkTimeout, onTimeout: () => new Error("timed out after 3 s") }),
+    Effect.catchAllCause((cause) =>
+      Effect.succeed<CheckResult>({ status: onFailure, detail: messageOf(Cause.squash(cause)) }),
+    ),
+  )
+
+const timed = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.map(Effect.timed(self), ([d]) => Math.round(Duration.toMillis(d) * 100) / 100)
+
+const slowMs = 1000
+
+/** A consumer group the `kafka_consumer` check follows, with the topics it reads. */
+export interface WatchedGroup {
+  readonly group: string
+  readonly topics: ReadonlyArray<string>
+}
+
+export interface HealthOptions {
+  /** The WAL relay's replication slot; without it the polling relay's backlog is checked. */
+  readonly slot: string
+  readonly groups: ReadonlyArray<WatchedGroup>
+  /** The domain's `forecast` check. */
+  readonly forecast: Effect.Effect<CheckResult, unknown, SqlClient.SqlClient>
+}
+
+const lagLimit = 10_000
+const walLagLimitBytes = 64 * 1024 * 1024
+const unpublishedLimitSeconds = 60
+
+const outboxCheck = (slot: string) =>
+  Effect.gen(function* () {
+    const lag = yield* slotLag(slot)
+    if (Option.isSome(lag)) {
+      const { bytes, active } = lag.value
+      const figures = { mode: "wal", slot, streaming: active, lagBytes: bytes }
+      if (!active) return ok(figures, `no relay is streaming from slot ${slot}`)
+      return ok(figures, bytes > walLagLimitBytes ? `the relay is ${bytes} bytes of WAL behind` : undefined)
+    }
+    const backlog = yield* outboxBacklog
+    return ok(
+      { mode: "poll", unpublished: backlog.unpublished, oldestSeconds: backlog.oldestSeconds },
+      backlog.oldestSeconds > unpublishedLimitSeconds
+        ? `an event has waited ${Math.round(backlog.oldestSeconds)} s to be published`
+        : undefined,
+    )
+  })
+
+interface GroupFigures {
+  readonly state: string
+  /** null when the broker cannot describe groups. */
+  readonly members: number | null
+  readonly lag: number
+}
+
+/** Committed offsets against the end of every partition, and who is in the group. */
+const groupsOf = async (admin: Admin, groups: ReadonlyArray<WatchedGroup>) => {
+  const existing = new Set(await admin.listTopics())
+  const ends = new Map<string, Map<number, { low: number; high: number }>>()
+  for (const topic of new Set(groups.flatMap((g) => g.topics))) {
+    if (!existing.has(topic)) continue
+    const offsets = await admin.fetchTopicOffsets(topic)
+    ends.set(topic, new Map(offsets.map((o) => [o.partition, { low: Number(o.low), high: Number(o.high) }])))
+  }
+  // Membership needs DescribeGroups, which not every broker speaks (the librdkafka mock does not):
+  // without it the members are unknown (null) and only the lag is judged.
+  const described = await admin.describeGroups(groups.map((g) => g.group)).catch(() => undefined)
+  const result: Record<string, GroupFigures> = {}
+  for (const g of groups) {
+    const topics = g.topics.filter((t) => ends.has(t))
+    let lag = 0
+    if (topics.length > 0) {
+      for (const { topic, partitions } of await admin.fetchOffsets({ groupId: g.group, topics })) {
+        for (const p of partitions) {
+          const end = ends.get(topic)?.get(p.partition)
+          if (end === undefined) continue
+          const committed = Number(p.offset)
+          lag += Math.max(0, end.high - (committed >= 0 ? committed : end.low))
+        }
+      }
+    }
+    const d = described?.groups.find((x) => x.groupId === g.group)
+    result[g.group] = {
+      state: d?.state ?? "unknown",
+      members: d === undefined ? null : d.members.length,
+      lag,
+    }
+  }
+  return result
+}
+
+const kafkaConsumerCheck = (client: KafkaJs, groups: ReadonlyArray<WatchedGroup>) =>
+  Effect.acquireUseRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const admin = client.admin()
+        await admin.connect()
+        return admin
+      },
+      catch: (e) => e,
+    }),
+    (admin) =>
+      Effect.map(Effect.tryPromise({ try: () => groupsOf(admin, groups), catch: (e) => e }), (figures) => {
+        const idle = Object.entries(figures).filter(([, f]) => f.members === 0)
+        const behind = Object.entries(figures).filter(([, f]) => f.lag > lagLimit)
+        const why = [
+          ...idle.map(([g]) => `no member of ${g} is running`),
+          ...behind.map(([g, f]) => `${g} is ${f.lag} events behind`),
+        ]
+        return ok({ groups: figures }, why.length > 0 ? why.join("; ") : undefined)
+      }),
+    (admin) => Effect.promise(() => admin.disconnect().catch(() => undefined)),
+  )
+
+const dlqCheck = Effect.gen(function* () {
+  const sql = yield* SqlClient.SqlClient
+  const [row] = yield* sql<{ waiting: number; last_hour: number; newest: Date | null }>`
+    SELECT count(*) FILTER (WHERE replay_status IN ('pending', 'failed'))::int AS waiting,
+           count(*) FILTER (WHERE failed_at > now() - interval '1 hour')::int AS last_hour,
+           max(failed_at) AS newest
+    FROM event_dlq`
+  const waiting = row?.waiting ?? 0
+  return ok(
+    { waiting, lastHour: row?.last_hour ?? 0, newestFailedAt: row?.newest ?? null },
+    waiting > 0 ? `${waiting} dead-lettered record(s) wait for an operator (bun run dlq stats)` : undefined,
+  )
+})
+
+const counterValue = (counter: Metric.Metric.Counter<number>) =>
+  Effect.map(Metric.value(counter), (s) => Number(s.count))
+
+const cacheCheck = Effect.gen(function* () {
+  const redis = yield* Redis
+  const [hits, stale, misses, refreshes] = yield* Effect.all([
+    counterValue(cacheHits),
+    counterValue(cacheStale),
+    counterValue(cacheMisses),
+    counterValue(cacheRefreshes),
+  ])
+  const reads = hits + stale + misses
+  const figures = { hits, stale, misses, refreshes, hitRatio: reads === 0 ? null : (hits + stale) / reads }
+  const reachable = yield* Effect.either(redis.probe)
+  return ok(figures, reachable._tag === "Left" ? "Redis is unreachable: reads go to the database" : undefined)
+})
+
+export class Health extends Context.Tag("Health")<
+  Health,
+  { readonly report: Effect.Effect<HealthReport> }
+>() {
+  static readonly layer = (options: HealthOptions) =>
+    Layer.effect(
+      Health,
+      Effect.gen(function* () {
+        const sql = yield* SqlClient.SqlClient
+        const redis = yield* Redis
+        const config = yield* AppConfig
+        // Its own client, failing fast: a health check must not sit in kafkajs' retries.
+        const kafka = new KafkaJs({
+          clientId: `${config.kafkaClientId}-health`,
+          brokers: [...config.kafkaBrokers],
+          logLevel: logLevel.NOTHING,
+          connectionTimeout: 1000,
+          requestTimeout: 2500,
+          retry: { retries: 0 },
+        })
+        const checks: Record<CheckName, Effect.Effect<CheckResult, never, SqlClient.SqlClient | Redis>> = {
+          database: guarded(
+            Effect.map(timed(sql`SELECT 1`), (latencyMs) =>
+              ok({ latencyMs }, latencyMs > slowMs ? `answered in ${latencyMs} ms` : undefined),
+            ),
+            "unhealthy",
+          ),
+          redis: guarded(
+            Effect.map(timed(redis.probe), (latencyMs) =>
+              ok({ latencyMs }, latencyMs > slowMs ? `answered in ${latencyMs} ms` : undefined),
+            ),
+            "degraded",
+          ),
+          outbox: guarded(outboxCheck(options.slot), "degraded"),
+          kafka_consumer: guarded(kafkaConsumerCheck(kafka, options.groups), "degraded"),
+          dlq: guarded(dlqCheck, "degraded"),
+          forecast: guarded(options.forecast, "degraded"),
+          cache: guarded(cacheCheck, "degraded"),
+        }
+        const report = Effect.all(checks, { concurrency: "unbounded" }).pipe(
+          Effect.map(
+            (results): HealthReport => ({
+              status: worst(checkNames.map((n) => results[n].status)),
+              checks: results,
+            }),
+          ),
+          Effect.provideService(SqlClient.SqlClient, sql),
+          Effect.provideService(Redis, redis),
+        )
+        return Health.of({ report: report.pipe(Effect.withSpan("Health.report")) })
+      }),
+    )
+}

@@ -1,0 +1,163 @@
+/**
+ * `GET /api/health` and `GET /metrics` against a migrated scratch database (so every figure is
+ * exact), the shared Redis and Kafka. Each check is driven out of `healthy` by the state it watches.
+ */
+import { describe, expect } from "bun:test"
+import { SqlClient } from "@effect/sql"
+import { Effect, Redacted } from "effect"
+import { createTenant } from "../../src/http/tenants.ts"
+import { checkNames } from "../../src/observe/health.ts"
+import { startApi } from "../http/support.ts"
+import { insertDlq, migratedScratch, testTenant } from "../ops/dlq-fixtures.ts"
+import { withClient } from "../support/database.ts"
+import { effectTest } from "../support/effect.ts"
+import { uniqueId } from "../support/ids.ts"
+
+interface Report {
+  readonly status: string
+  readonly checks: Record<string, { status: string; detail?: string } & Record<string, unknown>>
+}
+
+const health = (api: Effect.Effect.Success<ReturnType<typeof startApi>>) =>
+  Effect.map(api.call("/api/health"), (r) => ({ status: r.status, report: r.json as Report }))
+
+const scratchApi = Effect.gen(function* () {
+  const db = yield* migratedScratch
+  const api = yield* startApi(db.url)
+  return { db, api, inScratch: withClient(db.url) }
+})
+
+describe("GET /api/health", () => {
+  effectTest("a quiet platform: seven checks, each healthy with its figures; 200", () =>
+    Effect.gen(function* () {
+      const { api } = yield* scratchApi
+      const { status, report } = yield* health(api)
+      expect(status).toBe(200)
+      expect(Object.keys(report.checks).sort()).toEqual([...checkNames].sort())
+      for (const name of ["database", "redis", "outbox", "dlq", "forecast", "cache"])
+        expect({ name, status: report.checks[name]!.status }).toEqual({ name, status: "healthy" })
+      expect(report.checks.database!.latencyMs).toBeNumber()
+      expect(report.checks.outbox).toMatchObject({ mode: "poll", unpublished: 0 })
+      expect(report.checks.dlq).toMatchObject({ waiting: 0 })
+      // The three contract groups, each with its lag (members are unknown on the mock broker).
+      const groups = report.checks.kafka_consumer!.groups as Record<string, { lag: number }>
+      expect(Object.keys(groups).sort()).toEqual(["crm-sync-group", "intel-group", "portfolio-recalc-group"])
+      for (const g of Object.values(groups)) expect(g.lag).toBeNumber()
+    }),
+  )
+
+  effectTest(
+    "dead letters waiting, an event unpublished for minutes, market data without forecasts: each its check degraded, the report degraded, still 200",
+    () =>
+      Effect.gen(function* () {
+        const { api, inScratch } = yield* scratchApi
+        yield* inScratch(
+          Effect.gen(function* () {
+            yield* insertDlq([
+              { group: "portfolio-recalc-group", topic: "events.miner" },
+              { group: "portfolio-recalc-group", topic: "events.miner", replayStatus: "replayed" },
+            ])
+            const sql = yield* SqlClient.SqlClient
+            yield* sql`INSERT INTO event_outbox (id, aggregatetype, aggregateid, type, payload, tenant_id, created_at)
+              VALUES (${crypto.randomUUID()}, 'miner', 'm-1', 'MinerAdded', '{}', ${testTenant},
+                      now() - interval '2 minutes')`
+            yield* sql`INSERT INTO market_data (tenant_id, id, btc_price_usd, difficulty, block_reward_btc,
+                fees_btc_per_block, at, created_at)
+              VALUES (${testTenant}, ${crypto.randomUUID()}, 90000, 1.2e14, 3.125, 0.02, now(),
+                      now() - interval '10 minutes')`
+          }),
+        )
+        const { status, report } = yield* health(api)
+        expect(status).toBe(200)
+        expect(report.status).toBe("degraded")
+        expect(report.checks.dlq).toMatchObject({ status: "degraded", waiting: 1, lastHour: 2 })
+        expect(report.checks.outbox).toMatchObject({ status: "degraded", mode: "poll", unpublished: 1 })
+        expect(report.checks.outbox!.detail).toContain("waited")
+        expect(report.checks.forecast).toMatchObject({ status: "degraded", tenants: 1, behind: 1 })
+        expect(report.checks.forecast!.behindSeconds as number).toBeGreaterThanOrEqual(600)
+        expect(report.checks.database!.status).toBe("healthy")
+
+        // A model forecast newer than the market data: the forecast check is healthy again.
+        yield* inScratch(
+          Effect.flatMap(
+            SqlClient.SqlClient,
+            (
+              sql,
+            ) => sql`INSERT INTO forecasts (tenant_id, subject_kind, subject_id, breakeven_power_usd_per_kwh,
+                difficulty_growth_per_day, horizon_days, revenue_btc, revenue_usd)
+              VALUES (${testTenant}, 'model', 'antminer-s21', 0.09, 0.001, 30, 0.01, 900)`,
+          ),
+        )
+        const again = yield* health(api)
+        expect(again.report.checks.forecast).toMatchObject({ status: "healthy", behind: 0 })
+      }),
+  )
+
+  effectTest("the database unreachable: database unhealthy with the reason, the report unhealthy, 503", () =>
+    Effect.gen(function* () {
+      const { api, db } = yield* scratchApi
+      expect((yield* health(api)).status).toBe(200)
+      const sql = yield* SqlClient.SqlClient
+      yield* sql.unsafe(`ALTER DATABASE ${db.name} WITH ALLOW_CONNECTIONS false`)
+      yield* sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = ${db.name}`
+      const { status, report } = yield* health(api)
+      expect(status).toBe(503)
+      expect(report.status).toBe("unhealthy")
+      expect(report.checks.database!.status).toBe("unhealthy")
+      expect(report.checks.database!.detail).toBeString()
+      // Redis and the cache do not depend on the database.
+      expect(report.checks.redis!.status).toBe("healthy")
+      expect(report.checks.cache!.status).toBe("healthy")
+    }),
+  )
+})
+
+describe("GET /metrics", () => {
+  effectTest(
+    "Prometheus text: every sample under a declared family; a cached read moves the cache counters by one",
+    () =>
+      Effect.gen(function* () {
+        const { api, inScratch } = yield* scratchApi
+        const tenant = yield* inScratch(createTenant(uniqueId("metrics")))
+        const scrape = Effect.map(api.call("/metrics"), (r) => {
+          expect(r.status).toBe(200)
+          expect(r.headers.get("content-type")).toStartWith("text/plain; version=0.0.4")
+          return r.text
+        })
+        const sample = (text: string, name: string) => {
+          const line = text.split("\n").find((l) => l.startsWith(`${name} `))
+          return line === undefined ? 0 : Number(line.split(" ")[1])
+        }
+        const before = yield* scrape
+        const declared = new Map<string, string>()
+        for (const line of before.split("\n")) {
+          if (line === "") continue
+          const type = /^# TYPE (\S+) (counter|gauge|histogram|summary)$/.exec(line)
+          if (type) {
+            declared.set(type[1]!, type[2]!)
+            continue
+          }
+          if (line.startsWith("# HELP ")) continue
+          const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(line)
+          expect({ line, valid: match !== null }).toEqual({ line, valid: true })
+          const family = match![1]!.replace(/_(bucket|sum|count)$/, "")
+          expect({
+            line,
+            declared: declared.has(match![1]!) || declared.get(family) === "histogram",
+          }).toEqual({
+            line,
+            declared: true,
+          })
+        }
+        expect(declared.get("cache_misses_total")).toBe("counter")
+        const reads = (text: string) =>
+          ["cache_hits_total", "cache_stale_total", "cache_misses_total"].reduce(
+            (n, m) => n + sample(text, m),
+            0,
+          )
+        const catalogue = yield* api.call("/api/miner-models", { key: Redacted.value(tenant.apiKey) })
+        expect(catalogue.status).toBe(200)
+        expect(reads(yield* scrape)).toBe(reads(before) + 1)
+      }),
+  )
+})
