@@ -138,39 +138,42 @@ describe.each(["wal", "poll"] as const)("%s relay", (mode) => {
     { timeout: 60_000 },
   )
 
-  effectTest("with a linger, commits arriving meanwhile leave in one send: one Kafka record batch", () =>
-    Effect.gen(function* () {
-      const db = yield* relayDatabase
-      const topic = testTopic()
-      const kafka = yield* Kafka
-      const batches: Array<number> = []
-      const consumer = yield* kafka.consumer({ groupId: uniqueId("linger-test"), sessionTimeout: 10_000 })
-      yield* Effect.promise(() => consumer.subscribe({ topic: topic.name, fromBeginning: true }))
-      yield* Effect.promise(() =>
-        consumer.run({
-          eachBatch: async ({ batch }) => {
-            batches.push(batch.messages.length)
-          },
-        }),
-      )
-      const received = (n: number) =>
-        Effect.suspend(() =>
-          batches.reduce((a, b) => a + b, 0) >= n ? Effect.void : Effect.fail("waiting"),
-        ).pipe(Effect.retry(Schedule.spaced("50 millis")), Effect.timeout("30 seconds"))
-      // A linger well beyond the five commits below (about 250 ms here, more on a loaded CI box).
-      yield* startRelay(db, mode, { linger: Duration.millis(1500) })
-      // The relay streams (and the consumer reads) before the commits under test.
-      yield* commitEvents(db, topic, "lingering", [0])
-      yield* received(1)
-      // Five transactions 50 ms apart, one event each, on one aggregate (so one partition): all within
-      // the linger of the first. Without a linger each would leave in a send of its own.
-      for (const n of [1, 2, 3, 4, 5]) {
-        yield* commitEvents(db, topic, "lingering", [n])
-        yield* Effect.sleep("50 millis")
-      }
-      yield* received(6)
-      expect(batches).toEqual([1, 5])
-    }),
+  effectTest(
+    "with a linger, commits arriving meanwhile leave in one send: one Kafka record batch",
+    () =>
+      Effect.gen(function* () {
+        const db = yield* relayDatabase
+        const topic = testTopic()
+        const kafka = yield* Kafka
+        const batches: Array<number> = []
+        const consumer = yield* kafka.consumer({ groupId: uniqueId("linger-test"), sessionTimeout: 10_000 })
+        yield* Effect.promise(() => consumer.subscribe({ topic: topic.name, fromBeginning: true }))
+        yield* Effect.promise(() =>
+          consumer.run({
+            eachBatch: async ({ batch }) => {
+              batches.push(batch.messages.length)
+            },
+          }),
+        )
+        const received = (n: number) =>
+          Effect.suspend(() =>
+            batches.reduce((a, b) => a + b, 0) >= n ? Effect.void : Effect.fail("waiting"),
+          ).pipe(Effect.retry(Schedule.spaced("50 millis")), Effect.timeout("30 seconds"))
+        // A linger well beyond the five commits below (about 250 ms here, more on a loaded CI box).
+        yield* startRelay(db, mode, { linger: Duration.millis(1000) })
+        // The relay streams (and the consumer reads) before the commits under test.
+        yield* commitEvents(db, topic, "lingering", [0])
+        yield* received(1)
+        // Five transactions 50 ms apart, one event each, on one aggregate (so one partition): all within
+        // the linger of the first. Without a linger each would leave in a send of its own.
+        for (const n of [1, 2, 3, 4, 5]) {
+          yield* commitEvents(db, topic, "lingering", [n])
+          yield* Effect.sleep("50 millis")
+        }
+        yield* received(6)
+        expect(batches).toEqual([1, 5])
+      }),
+    { timeout: 60_000 },
   )
 })
 
