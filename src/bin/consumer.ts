@@ -2,12 +2,14 @@
 import { Layer } from "effect"
 import { memberLayer } from "../engine/consumer/runtime.ts"
 import { type ConsumerName, consumerNames, consumers } from "../hashinsight/consumers/index.ts"
+import { MetricsServerLive } from "../observe/metrics-server.ts"
 import { PlatformLive } from "../platform/layers.ts"
 import { runMain } from "./main.ts"
 
 const usage = `usage: bun run consumer <${consumerNames.join("|")}>
 
-Runs one member of the consumer group; start several to scale. Ctrl-C / SIGTERM drains and exits.`
+Runs one member of the consumer group; start several to scale. Ctrl-C / SIGTERM drains and exits.
+With METRICS_PORT set, serves its metrics at http://127.0.0.1:METRICS_PORT/metrics (Prometheus text).`
 
 const name = process.argv[2]
 if (name === "--help" || name === "-h") {
@@ -24,4 +26,4 @@ if (!definition) {
   process.exit(2)
 }
 
-runMain(Layer.launch(memberLayer(definition)), PlatformLive)
+runMain(Layer.launch(Layer.merge(memberLayer(definition), MetricsServerLive)), PlatformLive)

@@ -1,13 +1,14 @@
 /**
  * `bun run relay [--mode wal|poll] [--slot NAME] [--batch-size N] [--linger MS]
  * [--poll-interval MS] [--standby-poll MS]` — the outbox relay alone. Retention comes from RELAY_RETENTION (default
- * "24 hours") and RELAY_RETENTION_INTERVAL (default "1 minute"). Bad flags print usage and exit 2;
- * SIGTERM drains and exits 0.
+ * "24 hours") and RELAY_RETENTION_INTERVAL (default "1 minute"); with METRICS_PORT set, its metrics
+ * are served at /metrics there. Bad flags print usage and exit 2; SIGTERM drains and exits 0.
  */
 import { CliConfig, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { BunContext } from "@effect/platform-bun"
 import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
-import { type RelayConfig, relayDefaults, runRelay } from "../engine/relay/index.ts"
+import { defaultSlotFor, type RelayConfig, relayDefaults, runRelay } from "../engine/relay/index.ts"
+import { MetricsServerLive } from "../observe/metrics-server.ts"
 import { AppConfig } from "../platform/config.ts"
 import { DbLive } from "../platform/db.ts"
 import { Kafka } from "../platform/kafka.ts"
@@ -50,12 +51,6 @@ const retention = Config.all({
   ),
 })
 
-/** One slot per database: two databases on one cluster must not share (and fight over) a slot. */
-const defaultSlot = (databaseUrl: string) => {
-  const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) || "postgres"
-  return `${relayDefaults.slot}_${database.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`.slice(0, 63)
-}
-
 const relay = Command.make("relay", { mode, slot, batchSize, linger, pollInterval, standbyPoll }, (flags) =>
   Effect.gen(function* () {
     const app = yield* AppConfig
@@ -63,14 +58,14 @@ const relay = Command.make("relay", { mode, slot, batchSize, linger, pollInterva
       ...relayDefaults,
       ...(yield* retention),
       mode: flags.mode,
-      slot: Option.getOrElse(flags.slot, () => defaultSlot(Redacted.value(app.databaseUrl))),
+      slot: Option.getOrElse(flags.slot, () => defaultSlotFor(Redacted.value(app.databaseUrl))),
       batchSize: flags.batchSize,
       linger: Duration.millis(flags.linger),
       pollInterval: Duration.millis(flags.pollInterval),
       standbyPoll: Duration.millis(flags.standbyPoll),
       databaseUrl: app.databaseUrl,
     }
-    return yield* runRelay(config)
+    return yield* runRelay(config).pipe(Effect.provide(MetricsServerLive))
   }),
 )
 

@@ -18,7 +18,8 @@ import { runMain } from "./main.ts"
 const usage = `usage: bun run services [--demo]
 
 Starts the embedded stack (for unset DATABASE_URL / REDIS_URL / KAFKA_BROKERS), applies migrations,
-then runs the API on PORT (default 5000), the relay (WAL mode) and one member of each consumer group.
+then runs the API on PORT (default 5000), the relay (WAL mode) and one member of each consumer group;
+the relay and the members serve Prometheus metrics on PORT+1 … PORT+4 (/metrics).
   --demo   load a demo tenant's users, miners, treasury and market data once the API is up`
 
 const args = process.argv.slice(2)
@@ -33,13 +34,15 @@ if (unknown.length > 0) {
 }
 const demo = args.includes("--demo")
 
-const children: ReadonlyArray<ChildSpec> = [
-  { name: "api", argv: ["src/bin/api.ts"] },
-  { name: "relay", argv: ["src/bin/relay.ts", "--mode", "wal"] },
-  { name: "portfolio-consumer", argv: ["src/bin/consumer.ts", "portfolio"] },
-  { name: "intel-consumer", argv: ["src/bin/consumer.ts", "intel"] },
-  { name: "crm-sync-consumer", argv: ["src/bin/consumer.ts", "crm-sync"] },
-]
+/** The children; each but the API serves its metrics on the next port after `PORT`. */
+const childrenOn = (port: number): ReadonlyArray<ChildSpec> =>
+  [
+    { name: "api", argv: ["src/bin/api.ts"] },
+    { name: "relay", argv: ["src/bin/relay.ts", "--mode", "wal"] },
+    { name: "portfolio-consumer", argv: ["src/bin/consumer.ts", "portfolio"] },
+    { name: "intel-consumer", argv: ["src/bin/consumer.ts", "intel"] },
+    { name: "crm-sync-consumer", argv: ["src/bin/consumer.ts", "crm-sync"] },
+  ].map((c, i) => (i === 0 ? c : { ...c, env: { METRICS_PORT: String(port + i) } }))
 
 /**
  * The local tenant: created on first run; its key is kept in .stack/ (embedded state, git-ignored)
@@ -70,12 +73,16 @@ runMain(
     yield* Effect.logInfo(`migrations: ${migrated.applied.length} applied, ${migrated.skipped} up to date`)
     const tenant = yield* localTenant
     const url = `http://127.0.0.1:${config.port}`
+    const children = childrenOn(config.port)
     yield* Effect.fork(
       Effect.gen(function* () {
         yield* waitForApi(url)
         yield* Effect.logInfo(
           [
-            `HashInsight is up: API ${url}  docs ${url}/docs  OpenAPI ${url}/openapi.json`,
+            `HashInsight is up: API ${url}  docs ${url}/docs  OpenAPI ${url}/openapi.json  health ${url}/api/health`,
+            `metrics: api ${url}/metrics  ${children
+              .flatMap((c) => (c.env?.METRICS_PORT ? [`${c.name} :${c.env.METRICS_PORT}/metrics`] : []))
+              .join("  ")}`,
             `tenant ${tenant.id}: curl -H 'Authorization: Bearer ${tenant.apiKey}' ${url}/api/miner-models`,
           ].join("\n"),
         )

@@ -5,7 +5,6 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { relayDefaults } from "../engine/relay/config.ts"
 import { type CheckResult, Health } from "../observe/health.ts"
 import { consumers } from "./consumers/index.ts"
 
@@ -38,7 +37,6 @@ const forecastCheck = Effect.gen(function* () {
 })
 
 export const HashInsightHealth = Health.layer({
-  slot: relayDefaults.slot,
   groups: Object.values(consumers).map((c) => ({
     group: c.group,
     topics: [...new Set(c.subscriptions.map((s) => s.topic.name))],

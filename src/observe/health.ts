@@ -19,9 +19,10 @@
  * Checks run as the connecting (operator) role: they read across tenants.
  */
 import { SqlClient } from "@effect/sql"
-import { Cause, Context, Duration, Effect, Layer, Metric, Option, Schema } from "effect"
+import { Cause, Context, Duration, Effect, Layer, Metric, Option, Redacted, Schema } from "effect"
 import { type Admin, Kafka as KafkaJs, logLevel } from "kafkajs"
 import { cacheHits, cacheMisses, cacheRefreshes, cacheStale } from "../engine/cache/metrics.ts"
+import { defaultSlotFor } from "../engine/relay/config.ts"
 import { outboxBacklog, slotLag } from "../engine/relay/lag.ts"
 import { AppConfig } from "../platform/config.ts"
 import { Redis } from "../platform/redis.ts"
@@ -97,8 +98,11 @@ export interface WatchedGroup {
 }
 
 export interface HealthOptions {
-  /** The WAL relay's replication slot; without it the polling relay's backlog is checked. */
-  readonly slot: string
+  /**
+   * The WAL relay's replication slot (default: the relay's default for the configured database);
+   * while it does not exist, the polling relay's backlog is checked instead.
+   */
+  readonly slot?: string
   readonly groups: ReadonlyArray<WatchedGroup>
   /** The domain's `forecast` check. */
   readonly forecast: Effect.Effect<CheckResult, unknown, SqlClient.SqlClient>
@@ -256,7 +260,10 @@ export class Health extends Context.Tag("Health")<
             ),
             "degraded",
           ),
-          outbox: guarded(outboxCheck(options.slot), "degraded"),
+          outbox: guarded(
+            outboxCheck(options.slot ?? defaultSlotFor(Redacted.value(config.databaseUrl))),
+            "degraded",
+          ),
           kafka_consumer: guarded(kafkaConsumerCheck(kafka, options.groups), "degraded"),
           dlq: guarded(dlqCheck, "degraded"),
           forecast: guarded(options.forecast, "degraded"),

@@ -66,6 +66,29 @@ describe("bun run services", () => {
         expect(portfolio.userId).toBe("alice")
         expect(Number(portfolio.totalHashrateThs)).toBeGreaterThan(0)
 
+        // Health sees the WAL relay streaming from this database's slot; the relay and the members
+        // serve their own metrics on the ports after PORT.
+        const health = yield* Effect.promise(async () => {
+          const r = await fetch(`http://127.0.0.1:${port}/api/health`)
+          return {
+            status: r.status,
+            body: (await r.json()) as { checks: Record<string, Record<string, unknown>> },
+          }
+        })
+        expect(health.status).toBe(200)
+        expect(health.body.checks.outbox).toMatchObject({ mode: "wal", streaming: true })
+        expect(health.body.checks.database!.status).toBe("healthy")
+        const scrape = (offset: number) =>
+          Effect.promise(() => fetch(`http://127.0.0.1:${port + offset}/metrics`).then((r) => r.text()))
+        const sample = (text: string, pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN)
+        expect(sample(yield* scrape(1), /^relay_events_published_total (\S+)$/m)).toBeGreaterThan(0)
+        expect(
+          sample(
+            yield* scrape(2),
+            /^consumer_events_processed_total\{group="portfolio-recalc-group"\} (\S+)$/m,
+          ),
+        ).toBeGreaterThan(0)
+
         const children = childPids(child.pid!)
         expect(children.length).toBe(5)
         child.kill("SIGINT")

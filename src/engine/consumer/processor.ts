@@ -57,6 +57,8 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
     const duration = tag(M.handlerDuration)
     const skipped = (reason: string) => Metric.tagged(tag(M.eventsSkipped), "reason", reason)
     const schedule = retrySchedule(def.retry)
+    // Scraped from the start as zeros rather than missing until the first event.
+    yield* Effect.forEach([processed, dlqTotal, retries], (m) => Metric.incrementBy(m, 0), { discard: true })
 
     /** The handler, timed; a defect (a thrown exception) becomes a Fatal: retrying a bug won't help. */
     const invoke = (r: Ready, attempt: number, lock: Held | undefined, unitWork: UnitWork["Type"]) => {

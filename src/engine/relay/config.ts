@@ -42,4 +42,13 @@ export const relayDefaults = {
 } as const satisfies Omit<RelayConfig, "databaseUrl">
 
 /** The NOTIFY channel of migration 010's wake-up trigger. */
+/**
+ * The slot a relay uses unless told otherwise: one per database, since slot names are cluster-wide
+ * and two databases on one cluster must not share (and fight over) a slot.
+ */
+export const defaultSlotFor = (databaseUrl: string) => {
+  const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) || "postgres"
+  return `${relayDefaults.slot}_${database.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`.slice(0, 63)
+}
+
 export const wakeupChannel = "hashinsight_outbox"

@@ -15,7 +15,7 @@ import { pollRelay } from "./poll.ts"
 import { retentionLoop } from "./retention.ts"
 import { walRelay } from "./wal.ts"
 
-export { type RelayConfig, type RelayMode, relayDefaults } from "./config.ts"
+export { defaultSlotFor, type RelayConfig, type RelayMode, relayDefaults } from "./config.ts"
 export { RelayError } from "./errors.ts"
 export { outboxBacklog, slotLag } from "./lag.ts"
 

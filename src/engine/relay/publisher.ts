@@ -1,7 +1,8 @@
-import { Effect, Schedule } from "effect"
+import { Duration, Effect, Metric, Schedule } from "effect"
 import type { Producer } from "kafkajs"
 import { KafkaError } from "../../platform/kafka.ts"
 import type { OutboxRecord } from "../record.ts"
+import { deliverDuration, eventsPublished, sendFailures } from "./metrics.ts"
 import { topicMessagesOf } from "./records.ts"
 
 /**
@@ -41,12 +42,18 @@ export const deliver = <E, R>(
   Effect.uninterruptibleMask((restore) => {
     const sendChunk = (chunk: ReadonlyArray<OutboxRecord>) =>
       sendOnce(producer, chunk).pipe(
+        Effect.tapError(() => Metric.increment(sendFailures)),
         Effect.catchAll((first) =>
           restore(
             Effect.logWarning(`kafka send of ${chunk.length} events failed, retrying: ${first.message}`).pipe(
               Effect.zipRight(
                 sendOnce(producer, chunk).pipe(
-                  Effect.tapError((e) => Effect.logWarning(`kafka send still failing: ${e.message}`)),
+                  Effect.tapError((e) =>
+                    Effect.zipRight(
+                      Metric.increment(sendFailures),
+                      Effect.logWarning(`kafka send still failing: ${e.message}`),
+                    ),
+                  ),
                   Effect.retry(retrySchedule),
                   // the schedule never ends: only interruption leaves this loop
                   Effect.orDie,
@@ -58,6 +65,8 @@ export const deliver = <E, R>(
       )
     return Effect.forEach(chunksOf(records, maxEventsPerSend), sendChunk, { discard: true }).pipe(
       Effect.zipRight(confirm),
+      Metric.trackDurationWith(deliverDuration, Duration.toMillis),
+      Effect.zipLeft(Metric.incrementBy(eventsPublished, records.length)),
     )
   }).pipe(Effect.withSpan("Relay.deliver", { attributes: { events: records.length } }))
 

@@ -1,0 +1,18 @@
+/** The relay's metrics, named like Prometheus metrics. */
+import { Metric, MetricBoundaries } from "effect"
+
+export const eventsPublished = Metric.counter("relay_events_published_total", {
+  description: "outbox events acknowledged by Kafka and confirmed (WAL ack or published_at)",
+  incremental: true,
+})
+
+export const sendFailures = Metric.counter("relay_send_failures_total", {
+  description: "Kafka sends that failed and were retried",
+  incremental: true,
+})
+
+export const deliverDuration = Metric.histogram(
+  "relay_deliver_duration_ms",
+  MetricBoundaries.exponential({ start: 0.5, factor: 2, count: 16 }),
+  "time from handing a batch to Kafka to its confirmation",
+)

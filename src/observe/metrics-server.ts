@@ -1,0 +1,40 @@
+/**
+ * `GET /metrics` for processes without the API — the relay and the consumer members — on
+ * `METRICS_PORT` when it is set (nothing is served when it is not). `bun run services` gives each
+ * of its children one, next to the API's `PORT`.
+ */
+import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+import { BunHttpServer } from "@effect/platform-bun"
+import { Cause, Config, Effect, Layer, Option } from "effect"
+import { prometheusContentType, prometheusText } from "./prometheus.ts"
+
+const router = HttpRouter.empty.pipe(
+  HttpRouter.get(
+    "/metrics",
+    Effect.map(prometheusText, (text) =>
+      HttpServerResponse.text(text, { contentType: prometheusContentType }),
+    ),
+  ),
+)
+
+export const metricsPortConfig = Config.option(Config.port("METRICS_PORT"))
+
+/** Serves this process's metrics on `METRICS_PORT`, if set. */
+export const MetricsServerLive = Layer.unwrapEffect(
+  Effect.map(metricsPortConfig, (port) =>
+    Option.match(port, {
+      onNone: () => Layer.empty,
+      onSome: (p) =>
+        HttpServer.serve(router).pipe(
+          HttpServer.withLogAddress,
+          Layer.provide(BunHttpServer.layer({ port: p, hostname: "127.0.0.1" })),
+          // A taken port costs the metrics, never the process (a restart would only meet it again).
+          Layer.catchAllCause((cause) =>
+            Layer.effectDiscard(
+              Effect.logWarning(`metrics not served: port ${p} is unavailable`, Cause.squash(cause)),
+            ),
+          ),
+        ),
+    }),
+  ),
+)
