@@ -5,7 +5,8 @@
  */
 import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { BunHttpServer } from "@effect/platform-bun"
-import { Cause, Config, Effect, Layer, Option } from "effect"
+import { Cause, Effect, Layer, Option } from "effect"
+import { AppConfig } from "../platform/config.ts"
 import { prometheusContentType, prometheusText } from "./prometheus.ts"
 
 const router = HttpRouter.empty.pipe(
@@ -17,12 +18,10 @@ const router = HttpRouter.empty.pipe(
   ),
 )
 
-export const metricsPortConfig = Config.option(Config.port("METRICS_PORT"))
-
 /** Serves this process's metrics on `METRICS_PORT`, if set. */
 export const MetricsServerLive = Layer.unwrapEffect(
-  Effect.map(metricsPortConfig, (port) =>
-    Option.match(port, {
+  Effect.map(AppConfig, (config) =>
+    Option.match(config.metricsPort, {
       onNone: () => Layer.empty,
       onSome: (p) =>
         HttpServer.serve(router).pipe(

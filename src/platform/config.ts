@@ -24,6 +24,8 @@ export const appConfig = Config.all({
     Config.validate({ message: "must be between 1 and 60000", validation: (n) => n >= 1 && n <= 60_000 }),
     Config.withDefault(defaultFetchMaxWaitMs),
   ),
+  /** Where a relay or consumer process serves `/metrics`; none when unset. */
+  metricsPort: Config.option(Config.port("METRICS_PORT")),
 })
 
 export type AppConfigShape = Config.Config.Success<typeof appConfig>

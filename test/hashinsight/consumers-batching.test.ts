@@ -6,6 +6,8 @@
 import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
+import { FencingRejected } from "../../src/engine/consumer/errors.ts"
+import { asLockFencing, portfolioLockKey } from "../../src/hashinsight/consumers/portfolio.ts"
 import { updateMarketData } from "../../src/hashinsight/ops/market-data.ts"
 import {
   recalculatePortfolio,
@@ -101,7 +103,14 @@ describe("portfolio batch", () => {
         ]),
       )
       expect(error).toBeInstanceOf(StaleFenceToken)
-      expect(error).toMatchObject({ userId: "u2", fenceToken: 4 })
+      expect(error).toMatchObject({ userId: "u2", fenceToken: 4, newest: 5 })
+      // The consumer reports it as the engine's fence on the user's lock, which the runtime retries
+      // after raising the lock's counter past the stored token.
+      const asSeenByTheRuntime = yield* Effect.flip(
+        asLockFencing(recalculatePortfolios(tenant, [{ userId: "u2", fenceToken: 4 }])),
+      )
+      expect(asSeenByTheRuntime).toBeInstanceOf(FencingRejected)
+      expect(asSeenByTheRuntime).toMatchObject({ lockKey: portfolioLockKey("u2"), token: 4, newest: 5 })
       const rows = yield* portfoliosOf(tenant)
       expect(rows.map((r) => [r.user_id, r.miner_count, Number(r.fence_token)])).toEqual([
         ["u1", 2, 5],

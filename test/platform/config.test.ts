@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { ConfigProvider, Effect, Layer, Option } from "effect"
 import { AppConfig, describeConfig } from "../../src/platform/config.ts"
 import { effectTest } from "../support/effect.ts"
 
@@ -28,6 +28,7 @@ describe("AppConfig", () => {
         logLevel: "INFO",
       })
       expect(config.kafkaFetchMaxWaitMs).toBe(20)
+      expect(config.metricsPort).toEqual(Option.none())
       expect(JSON.stringify(config)).not.toContain("s3cret")
       expect(String(config.databaseUrl)).not.toContain("s3cret")
     }),
@@ -46,6 +47,7 @@ describe("AppConfig", () => {
       expect(yield* failure({ REDIS_URL: "redis://x", KAFKA_BROKERS: "k:1" })).toContain("DATABASE_URL")
       expect(yield* failure({ ...valid, PORT: "http" })).toContain("PORT")
       expect(yield* failure({ ...valid, KAFKA_FETCH_MAX_WAIT_MS: "0" })).toContain("KAFKA_FETCH_MAX_WAIT_MS")
+      expect(yield* failure({ ...valid, METRICS_PORT: "metrics" })).toContain("METRICS_PORT")
     }),
   )
 })

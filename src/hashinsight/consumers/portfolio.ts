@@ -28,7 +28,7 @@ const dropCached = (tenantId: string, userId: string) =>
  * engine's `FencingRejected` for the user's lock, so the runtime retries it and `Locks` brings a
  * fence counter that fell behind (Redis data loss) back up.
  */
-const fenced = <A, E, R>(self: Effect.Effect<A, E | StaleFenceToken, R>) =>
+export const asLockFencing = <A, E, R>(self: Effect.Effect<A, E | StaleFenceToken, R>) =>
   Effect.mapError(self, (e) =>
     e instanceof StaleFenceToken
       ? new FencingRejected({ lockKey: portfolioLockKey(e.userId), token: e.fenceToken, newest: e.newest })
@@ -36,7 +36,7 @@ const fenced = <A, E, R>(self: Effect.Effect<A, E | StaleFenceToken, R>) =>
   )
 
 const recalculate = (tenantId: string, userId: string, token: number) =>
-  Effect.zipRight(fenced(recalculatePortfolio(tenantId, userId, token)), dropCached(tenantId, userId))
+  Effect.zipRight(asLockFencing(recalculatePortfolio(tenantId, userId, token)), dropCached(tenantId, userId))
 
 /**
  * For events the runtime locked by `portfolioLockKey`: recalculated with the runtime's token at the
@@ -51,7 +51,7 @@ const forUser = (payload: { readonly userId: string }, meta: EventMeta) =>
         { userId: payload.userId, fenceToken: meta.lock.token },
         (targets) =>
           Effect.zipRight(
-            fenced(recalculatePortfolios(meta.tenantId, targets)),
+            asLockFencing(recalculatePortfolios(meta.tenantId, targets)),
             Effect.forEach(new Set(targets.map((t) => t.userId)), (user) => dropCached(meta.tenantId, user), {
               discard: true,
             }),
