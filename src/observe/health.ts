@@ -22,6 +22,7 @@ import { SqlClient } from "@effect/sql"
 import { Cause, Context, Duration, Effect, Layer, Metric, Option, Redacted, Schema } from "effect"
 import { type Admin, Kafka as KafkaJs, logLevel } from "kafkajs"
 import { cacheHits, cacheMisses, cacheRefreshes, cacheStale } from "../engine/cache/metrics.ts"
+import { messageOf } from "../engine/consumer/classify.ts"
 import { defaultSlotFor } from "../engine/relay/config.ts"
 import { outboxBacklog, slotLag } from "../engine/relay/lag.ts"
 import { AppConfig } from "../platform/config.ts"
@@ -64,13 +65,6 @@ const ok = (figures: Record<string, unknown>, degradedBecause?: string): CheckRe
   degradedBecause === undefined
     ? { status: "healthy", ...figures }
     : { status: "degraded", detail: degradedBecause, ...figures }
-
-const messageOf = (e: unknown) =>
-  e instanceof Error
-    ? e.message
-    : typeof e === "object" && e !== null && "message" in e
-      ? String(e.message)
-      : String(e)
 
 const checkTimeout = Duration.seconds(3)
 

@@ -21,6 +21,32 @@ import {
 import { effectTest } from "../support/effect.ts"
 import { uniqueId } from "../support/ids.ts"
 
+/**
+ * One key's fenced writes, as a locked consumer does them: a row and the fence check in one tenant
+ * transaction under the lock; `labels()` lists what committed, in order.
+ */
+const fencedWriter = (prefix: string) =>
+  Effect.gen(function* () {
+    yield* ensureEffectsTable
+    const locks = yield* Locks.make(defaultLockOptions)
+    const sql = yield* SqlClient.SqlClient
+    const key = `lock:user:${uniqueId("u")}:portfolio`
+    const group = uniqueId(prefix)
+    const write = (label: string) =>
+      locks.withLock(key, (held) =>
+        withTenant(testTenant)(
+          Effect.zipRight(writeEffect(group, crypto.randomUUID(), testTenant, label), fence(held)),
+        ).pipe(Effect.as(held.token)),
+      )
+    const labels = Effect.map(
+      sql<{
+        label: string
+      }>`SELECT label FROM consumer_test_effects WHERE consumer_group = ${group} ORDER BY at`,
+      (rows) => rows.map((r) => r.label),
+    )
+    return { key, write, labels }
+  })
+
 describe("consumer locks", () => {
   effectTest(
     "two members contending for one lock key never run the handler at the same time",
@@ -117,28 +143,16 @@ describe("consumer locks", () => {
 
   effectTest("tokens stay above every recorded fence when Redis loses the counter (restart, failover)", () =>
     Effect.gen(function* () {
-      yield* ensureEffectsTable
-      const locks = yield* Locks.make(defaultLockOptions)
       const redis = yield* Redis
-      const key = `lock:user:${uniqueId("u")}:portfolio`
-      const group = uniqueId("lost-counter")
-      const fencedWrite = (label: string) =>
-        locks.withLock(key, (held) =>
-          withTenant(testTenant)(
-            Effect.zipRight(writeEffect(group, crypto.randomUUID(), testTenant, label), fence(held)),
-          ).pipe(Effect.as(held.token)),
-        )
-      const before = yield* fencedWrite("before")
-      yield* fencedWrite("again")
+      const { key, write, labels } = yield* fencedWriter("lost-counter")
+      const before = yield* write("before")
+      yield* write("again")
       // What a Redis without persistence looks like after a restart: the counter is gone.
       yield* redis.use("del", (c) => c.del(fenceKey(key)))
-      const after = yield* fencedWrite("after the loss")
+      const after = yield* write("after the loss")
       expect(after).toBeGreaterThan(before + 1)
       expect(Number.isSafeInteger(after)).toBe(true)
-      const sql = yield* SqlClient.SqlClient
-      const labels = yield* sql<{ label: string }>`
-        SELECT label FROM consumer_test_effects WHERE consumer_group = ${group} ORDER BY at`
-      expect(labels.map((r) => r.label)).toEqual(["before", "again", "after the loss"])
+      expect(yield* labels).toEqual(["before", "again", "after the loss"])
     }),
   )
 
@@ -146,30 +160,17 @@ describe("consumer locks", () => {
     "a counter that Redis restored behind the database (an older snapshot) is raised by the first rejection, so the next holder commits",
     () =>
       Effect.gen(function* () {
-        yield* ensureEffectsTable
-        const locks = yield* Locks.make(defaultLockOptions)
         const redis = yield* Redis
-        const key = `lock:user:${uniqueId("u")}:portfolio`
-        const group = uniqueId("restored-counter")
-        const fencedWrite = (label: string) =>
-          locks.withLock(key, (held) =>
-            withTenant(testTenant)(
-              Effect.zipRight(writeEffect(group, crypto.randomUUID(), testTenant, label), fence(held)),
-            ).pipe(Effect.as(held.token)),
-          )
-        const recorded = yield* fencedWrite("before")
+        const { key, write, labels } = yield* fencedWriter("restored-counter")
+        const recorded = yield* write("before")
         // The counter as an older snapshot had it: far below what the database has recorded.
         yield* redis.use("set", (c) => c.set(fenceKey(key), "5"))
-        const rejected = yield* Effect.flip(fencedWrite("from the old counter"))
+        const rejected = yield* Effect.flip(write("from the old counter"))
         expect(rejected).toBeInstanceOf(FencingRejected)
         expect(rejected).toMatchObject({ lockKey: key, token: 6, newest: recorded })
         expect(Number(yield* redis.use("get", (c) => c.get(fenceKey(key))))).toBe(recorded)
-        const after = yield* fencedWrite("after the catch-up")
-        expect(after).toBe(recorded + 1)
-        const sql = yield* SqlClient.SqlClient
-        const labels = yield* sql<{ label: string }>`
-          SELECT label FROM consumer_test_effects WHERE consumer_group = ${group} ORDER BY at`
-        expect(labels.map((r) => r.label)).toEqual(["before", "after the catch-up"])
+        expect(yield* write("after the catch-up")).toBe(recorded + 1)
+        expect(yield* labels).toEqual(["before", "after the catch-up"])
       }),
   )
 })

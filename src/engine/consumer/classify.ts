@@ -43,7 +43,8 @@ const tagOf = (error: unknown): string => {
   return "Unknown"
 }
 
-const messageOf = (error: unknown): string => {
+/** The message of anything thrown or failed with: an Error's, a tagged error's, else its text. */
+export const messageOf = (error: unknown): string => {
   if (error instanceof Error && error.message) return error.message
   if (typeof error === "object" && error !== null) {
     const m = (error as { message?: unknown }).message
