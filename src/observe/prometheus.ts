@@ -1,6 +1,7 @@
 /**
  * The process's Effect metrics (every `Metric` the engine and the domain update) in the Prometheus
- * text exposition format 0.0.4, for `GET /metrics`. Counters keep their `_total` names, histograms
+ * text exposition format 0.0.4, for `GET /metrics`. Counters keep their `_total` names (counters
+ * that may go down become gauges), histograms
  * become `_bucket{le}` / `_sum` / `_count`, frequencies one counter sample per occurrence label,
  * summaries `{quantile}` / `_sum` / `_count`. Metric tags become labels.
  */
@@ -44,7 +45,10 @@ const addPair = (families: Map<string, Family>, pair: MetricPair.MetricPair.Unty
     return created
   }
   if (MetricState.isCounterState(state)) {
-    family("counter").samples.push(`${name}${labels(tags)} ${number(state.count)}`)
+    // Only an incremental counter only goes up; one that may go down (Effect's own
+    // `effect_fiber_active`) is a gauge to Prometheus.
+    const incremental = (key.keyType as { readonly incremental?: boolean }).incremental === true
+    family(incremental ? "counter" : "gauge").samples.push(`${name}${labels(tags)} ${number(state.count)}`)
   } else if (MetricState.isGaugeState(state)) {
     family("gauge").samples.push(`${name}${labels(tags)} ${number(state.value)}`)
   } else if (MetricState.isHistogramState(state)) {

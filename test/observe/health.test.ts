@@ -150,6 +150,8 @@ describe("GET /metrics", () => {
           })
         }
         expect(declared.get("cache_misses_total")).toBe("counter")
+        // Effect's active-fiber count goes down as well as up: a gauge, not a counter.
+        expect(declared.get("effect_fiber_active")).toBe("gauge")
         const reads = (text: string) =>
           ["cache_hits_total", "cache_stale_total", "cache_misses_total"].reduce(
             (n, m) => n + sample(text, m),
