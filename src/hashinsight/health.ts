@@ -5,7 +5,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { type CheckResult, Health } from "../observe/health.ts"
+import { Health, ok } from "../observe/health.ts"
 import { consumers } from "./consumers/index.ts"
 
 const forecastLimitSeconds = 300
@@ -23,17 +23,17 @@ const forecastCheck = Effect.gen(function* () {
            max(f.newest) AS newest
     FROM market m LEFT JOIN forecast f USING (tenant_id)`
   const behindSeconds = Math.round(row?.behind_seconds ?? 0)
-  const result: CheckResult = {
-    status: behindSeconds > forecastLimitSeconds ? "degraded" : "healthy",
-    ...(behindSeconds > forecastLimitSeconds
-      ? { detail: `market data has waited ${behindSeconds} s for its forecasts (intel-group)` }
-      : {}),
-    tenants: row?.tenants ?? 0,
-    behind: row?.behind ?? 0,
-    behindSeconds,
-    newestForecastAt: row?.newest ?? null,
-  }
-  return result
+  return ok(
+    {
+      tenants: row?.tenants ?? 0,
+      behind: row?.behind ?? 0,
+      behindSeconds,
+      newestForecastAt: row?.newest ?? null,
+    },
+    behindSeconds > forecastLimitSeconds
+      ? `market data has waited ${behindSeconds} s for its forecasts (intel-group)`
+      : undefined,
+  )
 })
 
 export const HashInsightHealth = Health.layer({

@@ -61,7 +61,8 @@ const rank: Record<HealthStatus, number> = { healthy: 0, degraded: 1, unhealthy:
 export const worst = (statuses: ReadonlyArray<HealthStatus>): HealthStatus =>
   statuses.reduce<HealthStatus>((w, s) => (rank[s] > rank[w] ? s : w), "healthy")
 
-const ok = (figures: Record<string, unknown>, degradedBecause?: string): CheckResult =>
+/** A check's result: healthy with its figures, or degraded with the reason when there is one. */
+export const ok = (figures: Record<string, unknown>, degradedBecause?: string): CheckResult =>
   degradedBecause === undefined
     ? { status: "healthy", ...figures }
     : { status: "degraded", detail: degradedBecause, ...figures }

@@ -32,11 +32,14 @@ const releaseScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
 
-/** Raises a fence counter to at least ARGV[1] (never lowers it). */
+/** Raises a fence counter to at least ARGV[1] (never lowers it); 1 when it had to. */
 const catchUpScript = `
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1`
+if current < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0`
 
 const renewScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -170,16 +173,18 @@ export class Locks extends Context.Tag("Locks")<
        * key being fenced off too. Best effort: failing to raise it leaves the next try to do it.
        */
       const catchUp = (error: FencingRejected) =>
-        perKey("lock.catch-up", [fenceKey(error.lockKey)], () => [
+        perKey("lock.catch-up", [fenceKey(error.lockKey)], (key) => [
           catchUpScript,
           1,
-          fenceKey(error.lockKey),
+          key,
           String(error.newest),
         ]).pipe(
-          Effect.zipRight(
-            Effect.logWarning(
-              `fence counter of ${error.lockKey} was behind the database (${error.token} < ${error.newest}); raised to ${error.newest}`,
-            ),
+          Effect.flatMap(([raised]) =>
+            raised === 1
+              ? Effect.logWarning(
+                  `fence counter of ${error.lockKey} was behind the database (${error.token} < ${error.newest}); raised to ${error.newest}`,
+                )
+              : Effect.void,
           ),
           Effect.timeout(Duration.seconds(2)),
           Effect.ignore,
