@@ -16,7 +16,7 @@ import { Outbox } from "../src/engine/outbox.ts"
 import { makeServer } from "../src/http/server.ts"
 import { createTenant } from "../src/http/tenants.ts"
 import { DbLayer, RedisLayer } from "../src/platform/layers.ts"
-import { freePort } from "../src/platform/stack.ts"
+import { freePort, installOsPackages } from "../src/platform/stack.ts"
 import { type BenchRow, report } from "./report.ts"
 
 const flag = (args: ReadonlyArray<string>, name: string, fallback: number) => {
@@ -74,8 +74,8 @@ const parseWrk = (out: string) => {
 export const run = async (args: ReadonlyArray<string>) => {
   const duration = flag(args, "duration", 10)
   const connections = flag(args, "connections", 32)
-  const which = spawnSync("wrk", ["--version"], { encoding: "utf8" })
-  if (which.error) throw new Error("wrk not found: install it with `apt-get install -y wrk`")
+  // wrk is a Debian package: installed with apt when missing (as root), like the stack's packages.
+  if (spawnSync("wrk", ["--version"], { encoding: "utf8" }).error) installOsPackages(["wrk"])
   const dir = mkdtempSync(join(tmpdir(), "bench-api-"))
   const port = await freePort()
 

@@ -71,6 +71,14 @@ const ensurePackages = (members: ReadonlyArray<Member>) => {
   if (members.includes("postgres") && !pgBinDir()) missing.push("postgresql")
   if (members.includes("redis") && !which("redis-server")) missing.push("redis-server")
   if (members.includes("kafka") && !which("kcat")) missing.push("kcat")
+  installOsPackages(missing)
+}
+
+/**
+ * Installs Debian packages with apt when we are root; otherwise fails saying what to install.
+ * Nothing to do for an empty list.
+ */
+export const installOsPackages = (missing: ReadonlyArray<string>) => {
   if (missing.length === 0) return
   if (!isRoot || !which("apt-get")) {
     throw new StackError(
