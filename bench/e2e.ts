@@ -272,6 +272,8 @@ interface Outcome {
   readonly read: ReadonlyArray<number>
   /** Sent → outbox row written (API transaction start). */
   readonly api: ReadonlyArray<number>
+  /** The member's transactions that claimed these writes' events (distinct inbox `processed_at`). */
+  readonly memberTransactions: number
   /** Outbox row → inbox row (WAL relay, Kafka, the member's fetch and queue). */
   readonly pipeline: ReadonlyArray<number>
   readonly lagP99: number
@@ -286,12 +288,14 @@ const stats = (xs: ReadonlyArray<number>) => {
 }
 
 const legsText = (o: Outcome) =>
-  (["api", "pipeline"] as const)
+  `${(["api", "pipeline"] as const)
     .map((leg) => {
       const { p50, p95 } = stats(o[leg])
       return `${leg} p50/p95 ${p50.toFixed(0)}/${p95.toFixed(0)} ms`
     })
-    .join(", ")
+    .join(
+      ", ",
+    )}, ${(o.pipeline.length / Math.max(1, o.memberTransactions)).toFixed(1)} events per member transaction`
 
 const cpuText = (o: Outcome) =>
   `${Object.entries(o.cpuPerWrite)
@@ -445,6 +449,7 @@ export const run = async (args: ReadonlyArray<string>) => {
           read: result.readVisible,
           api: legOf((s, l) => l.written - s.sentAt),
           pipeline: legOf((_, l) => l.claimed - l.written),
+          memberTransactions: new Set([...legs.values()].map((l) => l.claimed)).size,
           lagP99: result.lagP99,
           lagMax: result.lagMax,
           cpuPerWrite,
@@ -517,7 +522,7 @@ export const run = async (args: ReadonlyArray<string>) => {
     const notes = [
       `sampled: up to ${maxWatched} writes at a time are watched by polling GET /api/portfolio/{user} every ${watchIntervalMs} ms (the API's cached read path) until it shows the holding — the acceptance's "visible in the portfolio read"; those polls are extra load on the API`,
       "CPU per accepted write: user + system time from /proc over the scenario (the load and the wait until every write was visible), per process; postgres = every backend of the cluster, kafka = the bench's own mock, redis = the embedded one (0 when external); on 2 cores, 1,000 writes/s leaves at most 2 ms in total",
-      "latency = portfolios.computed_at (start of the member's unit transaction, which commits a chunk's recalculations together) − the moment the load generator sent the POST; it excludes that transaction's own run time (computed_at and the inbox's processed_at are both its now()); legs: api = sent → outbox created_at (API transaction start), pipeline = outbox created_at → inbox processed_at (WAL relay, Kafka, the member's fetch and queue); one new user per write, so each write is one MinerAdded event and one recalculation under that user's lock",
+      "latency = portfolios.computed_at (start of the member's unit transaction, which commits a chunk's recalculations together) − the moment the load generator sent the POST; it excludes that transaction's own run time (computed_at and the inbox's processed_at are both its now()); legs: api = sent → outbox created_at (API transaction start), pipeline = outbox created_at → inbox processed_at (WAL relay, Kafka, the member's fetch and queue); events per member transaction = those writes' events ÷ their distinct inbox processed_at; one new user per write, so each write is one MinerAdded event and one recalculation under that user's lock",
       `processes: API, WAL relay and one portfolio-recalc member as subprocesses (bun), load generator its own subprocess (bun fetch, open loop); PostgreSQL, Redis and the librdkafka mock Kafka on the same 2-core machine; intel and crm-sync groups not running; Kafka: ${kafkaNote}`,
       ...[fixed, ...stepped].map(
         (o) =>

@@ -2,8 +2,10 @@
  * One consumer-group member: a kafkajs consumer whose batches go through the processor. A record's
  * offset counts as finished only after it is done (effects committed or dead-lettered); finished
  * offsets are committed every `commitIntervalMs` (see offsets.ts), not after every batch.
- * Partitions run concurrently, each in order; their small chunks that are ready together share
- * one transaction (group-commit.ts). A crashed consumer (the local mock's SyncGroup
+ * Fetching runs ahead of processing (read-ahead.ts), so a member that falls behind takes what
+ * piled up as one bigger unit. Partitions run concurrently (up to the consumer's `concurrency`),
+ * each in order; their small chunks that are ready together share one transaction
+ * (group-commit.ts). A crashed consumer (the local mock's SyncGroup
  * INVALID_REQUEST among others) is recreated. Interrupting the member stops taking new units, lets
  * the in-flight ones finish, commits and leaves.
  */
@@ -15,7 +17,8 @@ import { Locks } from "./lock.ts"
 import { consumerRestarts } from "./metrics.ts"
 import { makeOffsetTracker } from "./offsets.ts"
 import { makeProcessor } from "./processor.ts"
-import { lastOffsetOf, makeParser, plan, type Ready, type Unit } from "./records.ts"
+import { makeReadAhead } from "./read-ahead.ts"
+import { lastOffsetOf, makeParser, type Parsed, plan, type Ready, type Unit } from "./records.ts"
 
 export class ConsumerCrashed extends Data.TaggedError("ConsumerCrashed")<{ readonly message: string }> {}
 
@@ -82,19 +85,37 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
           Effect.repeat(Schedule.spaced(Duration.millis(opts.commitIntervalMs))),
         ),
       )
-      // Batches in flight; on release no new unit starts, the running ones finish, then the last
-      // commit (before the consumer is disconnected: kafkajs refuses commits once stopped).
-      let stopping = false
-      let inFlight = 0
-      let drained: (() => void) | undefined
+      // Fetched batches go to per-partition lanes (read-ahead.ts), so fetching goes on while they are
+      // processed. On release no new unit starts and what was only fetched is dropped; the running
+      // units finish, then the last commit (before the consumer is disconnected: kafkajs refuses
+      // commits once stopped).
+      const lanes = makeReadAhead(
+        async (_key: string, records: ReadonlyArray<Parsed>, stale: () => boolean) => {
+          for (const unit of plan(records, opts.maxChunk)) {
+            if (stale()) return
+            await (unit._tag === "Chunk" && unit.items.length < opts.groupBelow
+              ? chunk(unit.items)
+              : run(unit))
+            const { topic, partition } = records[0]!.raw
+            offsets.finish(topic, partition, lastOffsetOf(unit))
+          }
+        },
+        {
+          capacity: opts.maxChunk,
+          concurrency: def.concurrency,
+          onError: (error) =>
+            Deferred.unsafeDone(
+              crashed,
+              Exit.fail(new ConsumerCrashed({ message: `processing failed: ${String(error)}` })),
+            ),
+        },
+      )
       yield* Effect.addFinalizer(() =>
         Effect.gen(function* () {
-          stopping = true
-          if (inFlight > 0)
-            yield* Effect.promise(() => new Promise<void>((resolve) => (drained = resolve))).pipe(
-              Effect.timeout(Duration.millis(opts.rebalanceTimeoutMs)),
-              Effect.ignore,
-            )
+          yield* Effect.promise(lanes.close).pipe(
+            Effect.timeout(Duration.millis(opts.rebalanceTimeoutMs)),
+            Effect.ignore,
+          )
           yield* offsets.commit.pipe(
             Effect.catchAll((e) => Effect.logWarning(`final offset commit failed: ${e.message}`)),
           )
@@ -106,29 +127,14 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
           autoCommit: false,
           eachBatchAutoResolve: false,
           partitionsConsumedConcurrently: def.concurrency,
-          eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-            if (stopping) return
-            inFlight += 1
-            try {
-              const units = plan(
-                batch.messages.map((m) => parse({ ...m, topic: batch.topic, partition: batch.partition })),
-                opts.maxChunk,
-              )
-              for (const unit of units) {
-                if (stopping || !isRunning() || isStale()) return
-                await (unit._tag === "Chunk" && unit.items.length < opts.groupBelow
-                  ? chunk(unit.items)
-                  : run(unit))
-                const last = lastOffsetOf(unit)
-                // Where kafkajs fetches from next; `finish` is what gets committed.
-                resolveOffset(last)
-                offsets.finish(batch.topic, batch.partition, last)
-                await heartbeat()
-              }
-            } finally {
-              inFlight -= 1
-              if (inFlight === 0) drained?.()
-            }
+          eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
+            const { topic, partition } = batch
+            await lanes.push(`${topic}\u0000${partition}`, {
+              items: batch.messages.map((m) => parse({ ...m, topic, partition })),
+              stale: () => !isRunning() || isStale(),
+            })
+            // Where kafkajs fetches from next; what gets committed is what the lane finished.
+            if (batch.messages.length > 0) resolveOffset(batch.lastOffset())
           },
         }),
       )
