@@ -3,24 +3,59 @@
  * (created by migration 003): `hashinsight_app` — no superuser, no BYPASSRLS — for tenant work,
  * and the connecting (operator) role for the relay, migrations and operator tools.
  */
-import { SqlClient } from "@effect/sql"
+import { SqlClient, SqlError } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, FiberRef, Layer, Option, Scope } from "effect"
+import { Duration, Effect, FiberRef, Layer, Option, Redacted, Scope } from "effect"
+import Pg from "pg"
 import { AppConfig } from "./config.ts"
+import { PreparingClient } from "./pg-prepared.ts"
 import { coalescingSocket } from "./pg-socket.ts"
 
 export const appRole = "hashinsight_app"
 
+const connectTimeout = Duration.seconds(5)
+
+/**
+ * The process's pool: our socket (pg-socket.ts) and statement cache (pg-prepared.ts), which
+ * `PgClient.layer` has no options for; checked with one query before anyone uses it, as
+ * `PgClient.layer` does.
+ */
+const pool = (url: Redacted.Redacted<string>, max: number) =>
+  Effect.acquireRelease(
+    Effect.gen(function* () {
+      const pool = new Pg.Pool({
+        connectionString: Redacted.value(url),
+        max,
+        idleTimeoutMillis: 30_000,
+        connectionTimeoutMillis: Duration.toMillis(connectTimeout),
+        application_name: "hashinsight",
+        stream: coalescingSocket,
+        Client: PreparingClient,
+      })
+      // A broken idle connection is dropped by the pool; the next checkout reports any trouble.
+      pool.on("error", () => {})
+      yield* Effect.tryPromise({
+        try: () => pool.query("SELECT 1"),
+        catch: (cause) => new SqlError.SqlError({ cause, message: "PgClient: Failed to connect" }),
+      }).pipe(
+        Effect.timeoutFail({
+          duration: connectTimeout,
+          onTimeout: () =>
+            new SqlError.SqlError({
+              cause: new Error("Connection timed out"),
+              message: "PgClient: Connection timed out",
+            }),
+        }),
+        Effect.tapError(() => Effect.promise(() => pool.end())),
+      )
+      return pool
+    }),
+    (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(1))),
+  )
+
 export const DbLive = Layer.unwrapEffect(
   Effect.map(AppConfig, (c) =>
-    PgClient.layer({
-      url: c.databaseUrl,
-      maxConnections: c.dbPoolMax,
-      idleTimeout: Duration.seconds(30),
-      connectTimeout: Duration.seconds(5),
-      applicationName: "hashinsight",
-      stream: coalescingSocket,
-    }),
+    PgClient.layerFromPool({ acquire: pool(c.databaseUrl, c.dbPoolMax), applicationName: "hashinsight" }),
   ),
 )
 
