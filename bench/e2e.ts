@@ -1,5 +1,6 @@
 /**
- * `bun run bench e2e [--rate 1000] [--seconds 60] [--sweep 100,150,200,300,400,800] [--step-seconds 5]` —
+ * `bun run bench e2e [--rate 1000] [--seconds 60] [--sweep 100,150,200,300,400,800] [--step-seconds 5]
+ * [--cpu-prof api|relay|member]` —
  * write → read end to end: POST /api/miners (Idempotency-Key) → outbox → WAL relay → Kafka →
  * portfolio consumer group → the user's `portfolios` row. Each write adds a holding for a user of
  * its own, so the write's recalculation is recognisable: latency = that row's `computed_at` minus
@@ -7,6 +8,9 @@
  * portfolio member are subprocesses on a scratch database; the load generator is a subprocess of
  * its own, open loop at a fixed rate (it reports how late it sent, to show when it is the limit).
  * Then a sweep of rates finds the highest write rate the pipeline sustains.
+ *
+ * `--cpu-prof` runs that process under Bun's `--cpu-prof` and prints where the profile went (Bun
+ * attributes some native time to whichever JS frame runs first: read it as a rough picture).
  *
  * `bun bench/e2e.ts member <group>` and `bun bench/e2e.ts load <json>` are those subprocesses.
  */
@@ -67,6 +71,9 @@ interface LoadResult {
   /** The generator's own CPU (user + system), ms. */
   readonly cpuMs: number
 }
+
+/** The subprocesses `--cpu-prof` can profile. */
+const profilable = ["api", "relay", "member"]
 
 const maxInFlight = 2048
 /** Writes watched through the read API at once, and how often each is polled (the reads are load too). */
@@ -224,10 +231,19 @@ const childEnv = (databaseUrl: string, port: number) => ({
   DB_POOL_MAX: "20",
 })
 
-const child = (argv: ReadonlyArray<string>, env: Record<string, string | undefined>) =>
+const child = (
+  argv: ReadonlyArray<string>,
+  env: Record<string, string | undefined>,
+  bunArgs: ReadonlyArray<string> = [],
+) =>
   Effect.acquireRelease(
     Effect.sync(() =>
-      spawn([process.execPath, ...argv], { cwd: projectRoot, env, stdout: "inherit", stderr: "inherit" }),
+      spawn([process.execPath, ...bunArgs, ...argv], {
+        cwd: projectRoot,
+        env,
+        stdout: "inherit",
+        stderr: "inherit",
+      }),
     ),
     (p: Subprocess) =>
       Effect.promise(async () => {
@@ -312,8 +328,17 @@ export const run = async (args: ReadonlyArray<string>) => {
       seconds: { type: "string", default: "60" },
       sweep: { type: "string", default: "100,150,200,300,400,800" },
       "step-seconds": { type: "string", default: "5" },
+      "cpu-prof": { type: "string" },
     },
   })
+  const profiled = values["cpu-prof"]
+  if (profiled !== undefined && !profilable.includes(profiled)) {
+    console.error(`--cpu-prof takes one of ${profilable.join(", ")}, not '${profiled}'`)
+    process.exit(2)
+  }
+  const profileDir = join(tmpdir(), `bench-e2e-cpu-prof-${process.pid}`)
+  const profileArgs = (name: string) =>
+    profiled === name ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []
   const rate = Number(values.rate)
   const seconds = Number(values.seconds)
   const sweep = values.sweep
@@ -349,10 +374,14 @@ export const run = async (args: ReadonlyArray<string>) => {
       group,
       portfolioConsumer.subscriptions.map((s) => s.topic.name),
     ).pipe(Effect.provide(KafkaLayer))
-    const api = yield* child(["src/bin/api.ts"], env)
+    const api = yield* child(["src/bin/api.ts"], env, profileArgs("api"))
     // Slot names are per cluster: the database's own name keeps the bench off anyone else's slot.
-    const relay = yield* child(["src/bin/relay.ts", "--mode", "wal", "--slot", db.name], env)
-    const member = yield* child(["bench/e2e.ts", "member", group], env)
+    const relay = yield* child(
+      ["src/bin/relay.ts", "--mode", "wal", "--slot", db.name],
+      env,
+      profileArgs("relay"),
+    )
+    const member = yield* child(["bench/e2e.ts", "member", group], env, profileArgs("member"))
     const redisPid = runningPids().redis
     /** CPU seconds so far of each process of the pipeline (PostgreSQL: every backend of the cluster). */
     const cpuNow = () => ({
@@ -541,6 +570,7 @@ export const run = async (args: ReadonlyArray<string>) => {
   })
 
   await Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(DbLayer), Effect.orDie))
+  if (profiled !== undefined) console.log(`CPU profile of the ${profiled} (Bun --cpu-prof): ${profileDir}`)
 }
 
 if (import.meta.main) {

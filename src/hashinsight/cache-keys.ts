@@ -18,17 +18,19 @@ export const cachePolicies = {
   forecasts: { freshMs: 10_000, staleMs: 5 * 60_000 },
 } satisfies Record<string, SwrOptions>
 
-/** Call after recalculating a user's portfolio, so the next read loads the new figures. */
-export const invalidatePortfolio = (tenantId: string, userId: string) =>
-  Effect.flatMap(Cache, (cache) => cache.invalidate(portfolioKey(tenantId, userId)))
+/** Call after recalculating users' portfolios, so the next read loads the new figures. */
+export const invalidatePortfolios = (tenantId: string, userIds: ReadonlyArray<string>) =>
+  Effect.flatMap(Cache, (cache) => cache.invalidate(userIds.map((user) => portfolioKey(tenantId, user))))
 
 /**
- * Call after refreshing forecasts: of one user, or (no `userId`) of the whole tenant — the model
+ * Call after refreshing forecasts: of some users, or (no `userIds`) of the whole tenant — the model
  * forecasts every user's answer includes changed too.
  */
-export const invalidateForecasts = (tenantId: string, userId?: string) =>
+export const invalidateForecasts = (tenantId: string, userIds?: ReadonlyArray<string>) =>
   Effect.flatMap(Cache, (cache) =>
     cache.invalidate(
-      userId === undefined ? { prefix: forecastsKey(tenantId, "") } : forecastsKey(tenantId, userId),
+      userIds === undefined
+        ? { prefix: forecastsKey(tenantId, "") }
+        : userIds.map((user) => forecastsKey(tenantId, user)),
     ),
   )

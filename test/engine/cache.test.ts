@@ -111,7 +111,7 @@ describe("SWR cache", () => {
     }),
   )
 
-  effectTest("invalidate drops one key, or every key under a prefix", () =>
+  effectTest("invalidate drops one key, several, or every key under a prefix", () =>
     Effect.gen(function* () {
       const cache = yield* cacheInstance
       const ns = uniqueId("inv")
@@ -122,6 +122,12 @@ describe("SWR cache", () => {
       expect(yield* cache.get(`${ns}:b:1`, Effect.succeed("reloaded"), options)).toBe("b:1")
       expect(yield* cache.invalidate(`${ns}:b:1`)).toBe(1)
       expect(yield* cache.get(`${ns}:b:1`, Effect.succeed("reloaded"), options)).toBe("reloaded")
+      for (const k of ["c:1", "c:2", "c:3"]) yield* cache.get(`${ns}:${k}`, Effect.succeed(k), options)
+      expect(yield* cache.invalidate([`${ns}:c:1`, `${ns}:c:3`, `${ns}:c:missing`])).toBe(2)
+      expect(yield* cache.invalidate([])).toBe(0)
+      expect(yield* cache.get(`${ns}:c:1`, Effect.succeed("reloaded"), options)).toBe("reloaded")
+      expect(yield* cache.get(`${ns}:c:2`, Effect.succeed("reloaded"), options)).toBe("c:2")
+      expect(yield* cache.get(`${ns}:c:3`, Effect.succeed("reloaded"), options)).toBe("reloaded")
     }),
   )
 })

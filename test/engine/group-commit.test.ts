@@ -65,4 +65,30 @@ describe("group commit", () => {
     finish[2]!()
     await fourth
   })
+
+  test("with a linger, a run waits that long from its oldest chunk for others to join", async () => {
+    const { runs, finish, run } = recorder()
+    const submit = makeGroupCommit(run, 100, 40)
+    const first = submit(["a"])
+    await new Promise((r) => setTimeout(r, 10))
+    const second = submit(["b"])
+    await tick()
+    expect(runs.length).toBe(0)
+    await new Promise((r) => setTimeout(r, 60))
+    expect(runs).toEqual([["a", "b"]])
+    finish[0]!()
+    await Promise.all([first, second])
+    // A chunk that already waited out the linger behind a running transaction does not wait again.
+    const third = submit(["c"])
+    await new Promise((r) => setTimeout(r, 60))
+    expect(runs[1]).toEqual(["c"])
+    const fourth = submit(["d"])
+    await new Promise((r) => setTimeout(r, 60))
+    finish[1]!()
+    await third
+    await tick()
+    expect(runs[2]).toEqual(["d"])
+    finish[2]!()
+    await fourth
+  })
 })

@@ -2,7 +2,7 @@ import { describe, expect } from "bun:test"
 import { Effect, Metric } from "effect"
 import { cacheHits } from "../../src/engine/cache/metrics.ts"
 import { Cache } from "../../src/engine/cache/swr.ts"
-import { invalidateForecasts, invalidatePortfolio } from "../../src/hashinsight/cache-keys.ts"
+import { invalidateForecasts, invalidatePortfolios } from "../../src/hashinsight/cache-keys.ts"
 import { recalculatePortfolio } from "../../src/hashinsight/portfolio/recalculate.ts"
 import { refreshForecasts } from "../../src/hashinsight/portfolio/refresh-forecasts.ts"
 import { Redis } from "../../src/platform/redis.ts"
@@ -79,7 +79,7 @@ describe("read routes through the SWR cache", () => {
         expect((yield* hits) - before).toBe(1)
         expect(again.text).toBe(computed.text)
         // ...until the writer invalidates the key, as the portfolio consumer does after recalculating.
-        expect(yield* invalidatePortfolio(a.id, "alice").pipe(Effect.provide(Cache.layer))).toBe(1)
+        expect(yield* invalidatePortfolios(a.id, ["alice"]).pipe(Effect.provide(Cache.layer))).toBe(1)
         const fresh = yield* get(a.key)
         expect(fresh.json).toMatchObject({ userId: "alice", minerCount: 13 })
 

@@ -19,8 +19,8 @@ export interface SwrOptions {
   readonly staleMs: number
 }
 
-/** Invalidate one key, or every key that starts with `prefix`. */
-export type InvalidateTarget = string | { readonly prefix: string }
+/** Invalidate one key, several (one round trip), or every key that starts with `prefix`. */
+export type InvalidateTarget = string | ReadonlyArray<string> | { readonly prefix: string }
 
 interface Entry {
   readonly storedAt: number
@@ -39,6 +39,8 @@ const scanBatch = 500
 const releaseScript = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`
+
+const isKeys = (target: InvalidateTarget): target is ReadonlyArray<string> => Array.isArray(target)
 
 const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, "\\$&")
 
@@ -180,19 +182,24 @@ export class Cache extends Context.Tag("Cache")<
         return yield* singleFlight(key, loadOnMiss(key, load, options))
       }).pipe(Effect.withSpan("Cache.get", { attributes: { key } }))
 
-    const invalidate = (target: InvalidateTarget) =>
-      typeof target === "string"
-        ? redis.use("cache.del", (c) => c.del(entryKey(target)))
-        : redis.use("cache.invalidatePrefix", async (c) => {
-            let removed = 0
-            const stream = c.scanStream({
-              match: `${globEscape(entryKey(target.prefix))}*`,
-              count: scanBatch,
-            })
-            for await (const keys of stream as AsyncIterable<Array<string>>)
-              if (keys.length > 0) removed += await c.del(...keys)
-            return removed
-          })
+    const invalidate = (target: InvalidateTarget) => {
+      if (typeof target === "string" || isKeys(target)) {
+        const keys = typeof target === "string" ? [target] : target
+        return keys.length === 0
+          ? Effect.succeed(0)
+          : redis.use("cache.del", (c) => c.del(...keys.map(entryKey)))
+      }
+      return redis.use("cache.invalidatePrefix", async (c) => {
+        let removed = 0
+        const stream = c.scanStream({
+          match: `${globEscape(entryKey(target.prefix))}*`,
+          count: scanBatch,
+        })
+        for await (const keys of stream as AsyncIterable<Array<string>>)
+          if (keys.length > 0) removed += await c.del(...keys)
+        return removed
+      })
+    }
 
     return Cache.of({ get, invalidate })
   })

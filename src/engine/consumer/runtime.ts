@@ -33,6 +33,12 @@ export interface MemberOptions {
    * already spread a transaction's fixed cost and run on their own, partitions in parallel.
    */
   readonly groupBelow: number
+  /**
+   * How long such a small chunk waits for others to share its transaction. `bench e2e` at 300
+   * writes/s: 20 ms made 12 events per portfolio transaction instead of 4, and the member's CPU per
+   * event 1.2 ms instead of 2.2, for 20 ms more latency at most.
+   */
+  readonly groupLingerMs: number
   /** How often finished offsets are committed (Kafka's own default is 5 s). */
   readonly commitIntervalMs: number
 }
@@ -43,6 +49,7 @@ export const defaultMemberOptions: MemberOptions = {
   rebalanceTimeoutMs: 30_000,
   maxChunk: 500,
   groupBelow: 32,
+  groupLingerMs: 20,
   commitIntervalMs: 1_000,
 }
 
@@ -65,6 +72,7 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
     const chunk = makeGroupCommit(
       (items: ReadonlyArray<Ready>) => run({ _tag: "Chunk", items }),
       opts.maxChunk,
+      opts.groupLingerMs,
     )
 
     const life = Effect.gen(function* () {

@@ -18,16 +18,18 @@ import type { PlatformServices } from "./services.ts"
 
 export const forecastLockKey = (userId: string) => `lock:user:${userId}:forecasts`
 
-const dropCached = (tenantId: string, userId?: string) =>
-  afterUnit(invalidateForecasts(tenantId, userId).pipe(Effect.provide(Cache.layer)))
+/** Once the unit committed: some users' cached forecasts in one round trip, or the tenant's. */
+const dropCached = (tenantId: string, userIds?: Iterable<string>) =>
+  afterUnit(
+    invalidateForecasts(tenantId, userIds === undefined ? undefined : [...new Set(userIds)]).pipe(
+      Effect.provide(Cache.layer),
+    ),
+  )
 
 /** A user's holdings changed: their portfolio forecast, once per unit for all its users of a tenant. */
 const forUser = (payload: { readonly userId: string }, meta: EventMeta) =>
   beforeCommitBatch(`forecasts:${meta.tenantId}`, payload.userId, (users) =>
-    Effect.zipRight(
-      refreshUserForecasts(meta.tenantId, users),
-      Effect.forEach(new Set(users), (user) => dropCached(meta.tenantId, user), { discard: true }),
-    ),
+    Effect.zipRight(refreshUserForecasts(meta.tenantId, users), dropCached(meta.tenantId, users)),
   )
 
 /** The market changed: every model's and every user's forecast, once per unit. */

@@ -11,7 +11,7 @@ import { beforeCommit, beforeCommitBatch } from "../../engine/consumer/before-co
 import { defineConsumer, type EventMeta, on } from "../../engine/consumer/definition.ts"
 import { Fatal, FencingRejected } from "../../engine/consumer/errors.ts"
 import { Locks } from "../../engine/consumer/lock.ts"
-import { invalidatePortfolio } from "../cache-keys.ts"
+import { invalidatePortfolios } from "../cache-keys.ts"
 import { recalculatePortfolio, recalculatePortfolios, StaleFenceToken } from "../portfolio/recalculate.ts"
 import { minerTopic, opsTopic, treasuryTopic } from "../topics.ts"
 import { afterUnit } from "./after-unit.ts"
@@ -20,8 +20,9 @@ import type { PlatformServices } from "./services.ts"
 
 export const portfolioLockKey = (userId: string) => `lock:user:${userId}:portfolio`
 
-const dropCached = (tenantId: string, userId: string) =>
-  afterUnit(invalidatePortfolio(tenantId, userId).pipe(Effect.provide(Cache.layer)))
+/** Once the unit committed, one round trip for all the users it recalculated. */
+const dropCached = (tenantId: string, userIds: Iterable<string>) =>
+  afterUnit(invalidatePortfolios(tenantId, [...new Set(userIds)]).pipe(Effect.provide(Cache.layer)))
 
 /**
  * A portfolio already written with a newer token is the lock's fence speaking: reported as the
@@ -36,7 +37,10 @@ export const asLockFencing = <A, E, R>(self: Effect.Effect<A, E | StaleFenceToke
   )
 
 const recalculate = (tenantId: string, userId: string, token: number) =>
-  Effect.zipRight(asLockFencing(recalculatePortfolio(tenantId, userId, token)), dropCached(tenantId, userId))
+  Effect.zipRight(
+    asLockFencing(recalculatePortfolio(tenantId, userId, token)),
+    dropCached(tenantId, [userId]),
+  )
 
 /**
  * For events the runtime locked by `portfolioLockKey`: recalculated with the runtime's token at the
@@ -52,9 +56,10 @@ const forUser = (payload: { readonly userId: string }, meta: EventMeta) =>
         (targets) =>
           Effect.zipRight(
             asLockFencing(recalculatePortfolios(meta.tenantId, targets)),
-            Effect.forEach(new Set(targets.map((t) => t.userId)), (user) => dropCached(meta.tenantId, user), {
-              discard: true,
-            }),
+            dropCached(
+              meta.tenantId,
+              targets.map((t) => t.userId),
+            ),
           ),
       )
 
