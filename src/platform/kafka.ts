@@ -3,7 +3,8 @@
  * and an admin, all disconnected on scope exit. Settings follow STACK.md: the Java-compatible
  * murmur2 partitioner (so keys land where Debezium/Java producers put them), no idempotent
  * producer (the mock cluster lacks it), short fetch waits by default (the mock does not wake long
- * polls; KAFKA_FETCH_MAX_WAIT_MS).
+ * polls; KAFKA_FETCH_MAX_WAIT_MS), and kafkajs's idle request-queue timer patched out
+ * (kafkajs-request-queue.ts).
  */
 import { Context, Data, Duration, Effect, Layer } from "effect"
 import {
@@ -17,6 +18,7 @@ import {
 } from "kafkajs"
 import { AppConfig, defaultFetchMaxWaitMs } from "./config.ts"
 import { javaCompatiblePartitioner } from "./kafka-partitioner.ts"
+import "./kafkajs-request-queue.ts"
 
 export class KafkaError extends Data.TaggedError("KafkaError")<{
   readonly op: string

@@ -1,6 +1,8 @@
 import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Deferred, Effect } from "effect"
+// @ts-expect-error kafkajs ships no types for its internals
+import RequestQueue from "kafkajs/src/network/requestQueue/index.js"
 import { dbProbe } from "../../src/platform/db.ts"
 import { Kafka } from "../../src/platform/kafka.ts"
 import { Redis } from "../../src/platform/redis.ts"
@@ -8,6 +10,25 @@ import { effectTest } from "../support/effect.ts"
 import { uniqueId } from "../support/ids.ts"
 
 describe("platform layers", () => {
+  effectTest("an idle connection's request queue sleeps: no 1 ms check loop (kafkajs#1556)", () =>
+    Effect.gen(function* () {
+      const kafka = yield* Kafka
+      const producer = yield* kafka.producer()
+      yield* Effect.promise(() => producer.send({ topic: uniqueId("idle"), messages: [{ value: "x" }] }))
+      const proto = (RequestQueue as { prototype: { checkPendingRequests: () => void } }).prototype
+      const check = proto.checkPendingRequests
+      let checks = 0
+      proto.checkPendingRequests = function (this: unknown) {
+        checks += 1
+        check.call(this)
+      }
+      yield* Effect.sleep("300 millis")
+      proto.checkPendingRequests = check
+      // Unpatched, every connection re-checks about once a millisecond: hundreds in 300 ms.
+      expect(checks).toBeLessThan(20)
+    }),
+  )
+
   effectTest("a record produced through the Kafka layer is consumed back with key, value and headers", () =>
     Effect.gen(function* () {
       const kafka = yield* Kafka
