@@ -143,6 +143,40 @@ describe("Idempotency-Key", () => {
       })
       expect(taken.status).toBe(201)
       expect(yield* countFor(t.id)).toEqual({ miners: 3, events: 3 })
+
+      // A write rejected (422) after either kind of re-claim is recorded with it: the re-claim is
+      // not undone with the write.
+      const rejected = addMinerBody({ modelId: "no-such-model" })
+      const rejectedPrint = createHash("sha256").update("POST\n/api/miners\n").update(rejected).digest("hex")
+      for (const [label, setup] of [
+        [
+          "expired",
+          (k: string) => sql`INSERT INTO idempotency_records (tenant_id, idempotency_key, fingerprint, state,
+              response_status, response_body, completed_at, expires_at)
+            VALUES (${t.id}, ${k}, ${rejectedPrint}, 'completed', 201, '{}', now(), now() - interval '1 second')`,
+        ],
+        [
+          "taken over",
+          (
+            k: string,
+          ) => sql`INSERT INTO idempotency_records (tenant_id, idempotency_key, fingerprint, state, created_at)
+            VALUES (${t.id}, ${k}, ${rejectedPrint}, 'in_flight', now() - interval '2 minutes')`,
+        ],
+      ] as const) {
+        const k = uniqueId(label.replace(" ", "-"))
+        yield* setup(k)
+        const headers = { "idempotency-key": k }
+        const first = yield* api.call("/api/miners", { method: "POST", key: t.key, body: rejected, headers })
+        const replay = yield* api.call("/api/miners", { method: "POST", key: t.key, body: rejected, headers })
+        expect([label, first.status]).toEqual([label, 422])
+        expect([label, replay.status, replay.text, replay.headers.get("idempotent-replayed")]).toEqual([
+          label,
+          422,
+          first.text,
+          "true",
+        ])
+      }
+      expect(yield* countFor(t.id)).toEqual({ miners: 3, events: 3 })
     }),
   )
 
