@@ -10,7 +10,10 @@
  * without bound (a bulk insert's row count makes one per size) cannot grow the cache forever.
  * Queries without parameters — the transaction's `BEGIN; SELECT set_config(…)` among them — keep
  * the simple protocol. A cached plan that depends on the role (row-level security) is re-planned
- * by PostgreSQL when the role differs, and DDL invalidates plans, so caching changes no result.
+ * by PostgreSQL when the role differs, and DDL makes it re-plan too. One thing a cache cannot
+ * survive: a migration that changes the columns a cached statement returns ("cached plan must not
+ * change result type" until the process reconnects). Our statements name their columns (no
+ * `SELECT *`), so added columns are safe; a changed column type needs the processes restarted.
  */
 import Pg from "pg"
 
