@@ -99,12 +99,12 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
       // commits once stopped).
       const lanes = makeReadAhead(
         async (_key: string, records: ReadonlyArray<Parsed>, stale: () => boolean) => {
+          const { topic, partition } = records[0]!.raw
           for (const unit of plan(records, opts.maxChunk)) {
             if (stale()) return
             await (unit._tag === "Chunk" && unit.items.length < opts.groupBelow
               ? chunk(unit.items)
               : run(unit))
-            const { topic, partition } = records[0]!.raw
             offsets.finish(topic, partition, lastOffsetOf(unit))
           }
         },

@@ -41,7 +41,6 @@ export const relayDefaults = {
   retentionInterval: Duration.minutes(1),
 } as const satisfies Omit<RelayConfig, "databaseUrl">
 
-/** The NOTIFY channel of migration 010's wake-up trigger. */
 /**
  * The slot a relay uses unless told otherwise: one per database, since slot names are cluster-wide
  * and two databases on one cluster must not share (and fight over) a slot.
@@ -51,4 +50,5 @@ export const defaultSlotFor = (databaseUrl: string) => {
   return `${relayDefaults.slot}_${database.toLowerCase().replace(/[^a-z0-9_]/g, "_")}`.slice(0, 63)
 }
 
+/** The NOTIFY channel of migration 010's wake-up trigger. */
 export const wakeupChannel = "hashinsight_outbox"

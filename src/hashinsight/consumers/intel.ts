@@ -19,12 +19,8 @@ import type { PlatformServices } from "./services.ts"
 export const forecastLockKey = (userId: string) => `lock:user:${userId}:forecasts`
 
 /** Once the unit committed: some users' cached forecasts in one round trip, or the tenant's. */
-const dropCached = (tenantId: string, userIds?: Iterable<string>) =>
-  afterUnit(
-    invalidateForecasts(tenantId, userIds === undefined ? undefined : [...new Set(userIds)]).pipe(
-      Effect.provide(Cache.layer),
-    ),
-  )
+const dropCached = (tenantId: string, userIds?: ReadonlyArray<string>) =>
+  afterUnit(invalidateForecasts(tenantId, userIds).pipe(Effect.provide(Cache.layer)))
 
 /** A user's holdings changed: their portfolio forecast, once per unit for all its users of a tenant. */
 const forUser = (payload: { readonly userId: string }, meta: EventMeta) =>

@@ -21,8 +21,8 @@ import type { PlatformServices } from "./services.ts"
 export const portfolioLockKey = (userId: string) => `lock:user:${userId}:portfolio`
 
 /** Once the unit committed, one round trip for all the users it recalculated. */
-const dropCached = (tenantId: string, userIds: Iterable<string>) =>
-  afterUnit(invalidatePortfolios(tenantId, [...new Set(userIds)]).pipe(Effect.provide(Cache.layer)))
+const dropCached = (tenantId: string, userIds: ReadonlyArray<string>) =>
+  afterUnit(invalidatePortfolios(tenantId, userIds).pipe(Effect.provide(Cache.layer)))
 
 /**
  * A portfolio already written with a newer token is the lock's fence speaking: reported as the
