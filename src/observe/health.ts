@@ -10,7 +10,7 @@
  * |---|---|---|
  * | database | latencyMs | slower than 1 s (unhealthy: unreachable) |
  * | redis | latencyMs | unreachable, or slower than 1 s |
- * | outbox | WAL: slot, streaming, lagBytes; poll: unpublished, oldestSeconds | no relay streams from the slot, WAL lag over 64 MiB, or an event unpublished for over 60 s |
+ * | outbox | WAL: slot (the relay's, else the database's other pgoutput slot: Debezium's), streaming, lagBytes; poll: unpublished, oldestSeconds | no reader streams from the slot, WAL lag over 64 MiB, or an event unpublished for over 60 s |
  * | kafka_consumer | per group: state, members, lag | Kafka unreachable, a group without members (where the broker describes groups), or a group over 10,000 events behind |
  * | dlq | waiting, lastHour, newestFailedAt | records waiting for an operator (pending or failed replay) |
  * | forecast | tenants, behind, behindSeconds | market data unforecast for over 5 minutes |
@@ -107,11 +107,11 @@ const lagLimit = 10_000
 const walLagLimitBytes = 64 * 1024 * 1024
 const unpublishedLimitSeconds = 60
 
-const outboxCheck = (slot: string) =>
+const outboxCheck = (relaySlot: string) =>
   Effect.gen(function* () {
-    const lag = yield* slotLag(slot)
+    const lag = yield* slotLag(relaySlot)
     if (Option.isSome(lag)) {
-      const { bytes, active } = lag.value
+      const { slot, bytes, active } = lag.value
       const figures = { mode: "wal", slot, streaming: active, lagBytes: bytes }
       if (!active) return ok(figures, `no relay is streaming from slot ${slot}`)
       return ok(figures, bytes > walLagLimitBytes ? `the relay is ${bytes} bytes of WAL behind` : undefined)

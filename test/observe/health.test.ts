@@ -4,7 +4,8 @@
  */
 import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Effect, Redacted } from "effect"
+import { Effect, Redacted, Schedule } from "effect"
+import { runRelay } from "../../src/engine/relay/index.ts"
 import { createTenant } from "../../src/http/tenants.ts"
 import { checkNames } from "../../src/observe/health.ts"
 import { startApi } from "../http/support.ts"
@@ -12,6 +13,7 @@ import { insertDlq, migratedScratch, testTenant } from "../ops/dlq-fixtures.ts"
 import { withClient } from "../support/database.ts"
 import { effectTest } from "../support/effect.ts"
 import { uniqueId } from "../support/ids.ts"
+import { relayConfigFor, relayDatabase } from "../support/relay-kit.ts"
 
 interface Report {
   readonly status: string
@@ -91,6 +93,45 @@ describe("GET /api/health", () => {
         const again = yield* health(api)
         expect(again.report.checks.forecast).toMatchObject({ status: "healthy", behind: 0 })
       }),
+  )
+
+  effectTest(
+    "the outbox streamed by another pgoutput slot (Debezium's): judged by that slot, not by unpublished rows",
+    () =>
+      Effect.gen(function* () {
+        // A database with no slot of our relay, but the slot the Debezium connector would make, and
+        // an event older than the poll check's limit (Debezium marks nothing published).
+        const db = yield* relayDatabase
+        const slot = "hashinsight_outbox_debezium"
+        const sql = yield* Effect.provide(SqlClient.SqlClient, db.layer)
+        yield* Effect.provide(
+          Effect.gen(function* () {
+            yield* sql`SELECT pg_create_logical_replication_slot(${slot}, 'pgoutput')`
+            yield* sql`INSERT INTO event_outbox (id, aggregatetype, aggregateid, type, payload, tenant_id, created_at)
+              VALUES (${crypto.randomUUID()}, ${uniqueId("healthtest").replaceAll("-", "_")}, 'a-1', 'Noted',
+                      '{}', ${testTenant}, now() - interval '2 minutes')`
+          }),
+          db.layer,
+        )
+        const api = yield* startApi(db.url)
+        const stopped = (yield* health(api)).report.checks.outbox!
+        expect(stopped).toMatchObject({ status: "degraded", mode: "wal", slot, streaming: false })
+        expect(stopped.detail).toBe(`no relay is streaming from slot ${slot}`)
+
+        // A reader streaming from that slot (our relay standing in for the connector): healthy.
+        yield* runRelay(relayConfigFor(db, { mode: "wal", slot })).pipe(
+          Effect.provide(db.layer),
+          Effect.forkScoped,
+        )
+        const streaming = yield* health(api).pipe(
+          Effect.map((r) => r.report.checks.outbox!),
+          Effect.filterOrFail((c) => c.streaming === true),
+          Effect.retry({ schedule: Schedule.spaced("100 millis") }),
+          Effect.timeout("15 seconds"),
+        )
+        expect(streaming).toMatchObject({ status: "healthy", mode: "wal", slot })
+      }),
+    { timeout: 60_000 },
   )
 
   effectTest("the database unreachable: database unhealthy with the reason, the report unhealthy, 503", () =>

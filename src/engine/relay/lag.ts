@@ -3,21 +3,35 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Option } from "effect"
 
 export interface SlotLag {
-  /** WAL bytes the slot still holds back: written but not yet acknowledged by the relay. */
+  /** The slot measured: the relay's own, or another pgoutput slot of the database (Debezium's). */
+  readonly slot: string
+  /** WAL bytes the slot still holds back: written but not yet acknowledged by its reader. */
   readonly bytes: number
-  /** Whether a relay is streaming from the slot right now. */
+  /** Whether a reader is streaming from the slot right now. */
   readonly active: boolean
 }
 
-/** The WAL relay's lag; `None` when the slot does not exist (yet). */
+/**
+ * The WAL relay's lag from `slot`; when that slot does not exist, from the database's other
+ * `pgoutput` slot — the Debezium connector (`connectors/outbox-connector.json`) streams the outbox
+ * through a slot of its own and marks nothing published, so without this a Debezium deployment's
+ * outbox looked like a poll relay that never ran. Several others: a streaming one first, then the
+ * one furthest behind. Only this database's slots: another database's slot of the same name is
+ * another relay's. `None` when the database has no such slot (poll mode, or not started yet).
+ */
 export const slotLag = Effect.fn("Relay.slotLag")(function* (slot: string) {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<{ bytes: number | string; active: boolean }>`
-    SELECT greatest(coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0), 0)::float8 AS bytes, active
-    FROM pg_replication_slots WHERE slot_name = ${slot}`
+  const rows = yield* sql<{ slot: string; bytes: number | string; active: boolean }>`
+    SELECT slot_name AS slot, active,
+           greatest(coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0), 0)::float8 AS bytes
+    FROM pg_replication_slots
+    WHERE database = current_database()
+      AND (slot_name = ${slot} OR (slot_type = 'logical' AND plugin = 'pgoutput'))
+    ORDER BY slot_name = ${slot} DESC, active DESC, bytes DESC
+    LIMIT 1`
   return Option.map(
     Option.fromNullable(rows[0]),
-    (r): SlotLag => ({ bytes: Number(r.bytes), active: r.active }),
+    (r): SlotLag => ({ slot: r.slot, bytes: Number(r.bytes), active: r.active }),
   )
 })
 
