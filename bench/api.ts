@@ -123,6 +123,9 @@ export const run = async (args: ReadonlyArray<string>) => {
       const r = parseWrk(out)
       // The API's own CPU per answered request: steadier than throughput on a shared machine.
       const cpuPerRequest = (cpu.user + cpu.system) / 1000 / Math.max(r.requests, 1)
+      // wrk stops counting at its deadline with requests still in flight: let those finish, so the
+      // next scenario's count does not include them (a replay scenario executing writes, it seemed).
+      yield* Effect.sleep("500 millis")
       const after = yield* sql<{
         n: number
       }>`SELECT count(*)::int AS n FROM miners WHERE tenant_id = ${tenant.id}`
