@@ -1,5 +1,5 @@
 /**
- * `bun run bench e2e [--rate 1000] [--seconds 60] [--sweep 100,150,200,300,400,800] [--step-seconds 5]
+ * `bun run bench e2e [--rate 1000] [--seconds 60] [--sweep 100,200,300,400,500,600,800] [--step-seconds 5]
  * [--cpu-prof api|relay|member]` —
  * write → read end to end: POST /api/miners (Idempotency-Key) → outbox → WAL relay → Kafka →
  * portfolio consumer group → the user's `portfolios` row. Each write adds a holding for a user of
@@ -337,7 +337,7 @@ export const run = async (args: ReadonlyArray<string>) => {
     options: {
       rate: { type: "string", default: "1000" },
       seconds: { type: "string", default: "60" },
-      sweep: { type: "string", default: "100,150,200,300,400,800" },
+      sweep: { type: "string", default: "100,200,300,400,500,600,800" },
       "step-seconds": { type: "string", default: "5" },
       "cpu-prof": { type: "string" },
     },
