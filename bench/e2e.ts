@@ -76,6 +76,8 @@ interface LoadResult {
 const profilable = ["api", "relay", "member"]
 
 const maxInFlight = 2048
+/** The goal's latency bound (issue 8: p95 ≤ 100 ms at 1,000 writes/s). */
+const goalP95Ms = 100
 /** Writes watched through the read API at once, and how often each is polled (the reads are load too). */
 const maxWatched = 2
 const watchIntervalMs = 20
@@ -553,17 +555,29 @@ export const run = async (args: ReadonlyArray<string>) => {
     const sustained = stepped.filter(
       (o) => o.failed === 0 && o.shed === 0 && o.visible === o.ok && o.achieved >= 0.9 * o.target,
     )
-    const best = sustained.reduce<Outcome | undefined>(
-      (b, o) => (b === undefined || o.achieved > b.achieved ? o : b),
-      undefined,
+    const fastest = (outcomes: ReadonlyArray<Outcome>) =>
+      outcomes.reduce<Outcome | undefined>(
+        (b, o) => (b === undefined || o.achieved > b.achieved ? o : b),
+        undefined,
+      )
+    const steps = `steps ${sweep.join(", ")} writes/s × ${stepSeconds} s`
+    rows.push(
+      {
+        system: "hashinsight",
+        scenario: `highest sustained write rate (${steps})`,
+        metric: "throughput",
+        value: fastest(sustained)?.achieved ?? 0,
+        unit: "events/s",
+      },
+      // The goal's own bound: sustained with the end-to-end p95 within it.
+      {
+        system: "hashinsight",
+        scenario: `highest sustained write rate with end-to-end p95 ≤ ${goalP95Ms} ms (${steps})`,
+        metric: "throughput",
+        value: fastest(sustained.filter((o) => stats(o.visibility).p95 <= goalP95Ms))?.achieved ?? 0,
+        unit: "events/s",
+      },
     )
-    rows.push({
-      system: "hashinsight",
-      scenario: `highest sustained write rate (steps ${sweep.join(", ")} writes/s × ${stepSeconds} s)`,
-      metric: "throughput",
-      value: best?.achieved ?? 0,
-      unit: "events/s",
-    })
     const notes = [
       `sampled: up to ${maxWatched} writes at a time are watched by polling GET /api/portfolio/{user} every ${watchIntervalMs} ms (the API's cached read path) until it shows the holding — the acceptance's "visible in the portfolio read"; those polls are extra load on the API`,
       "CPU per accepted write: user + system time from /proc over the scenario (the load and the wait until every write was visible), per process; postgres = every backend of the cluster, kafka = the bench's own mock, redis = the embedded one (0 when external); on 2 cores, 1,000 writes/s leaves at most 2 ms in total",
