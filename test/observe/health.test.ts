@@ -104,15 +104,10 @@ describe("GET /api/health", () => {
         const db = yield* relayDatabase
         const slot = "hashinsight_outbox_debezium"
         const sql = yield* Effect.provide(SqlClient.SqlClient, db.layer)
-        yield* Effect.provide(
-          Effect.gen(function* () {
-            yield* sql`SELECT pg_create_logical_replication_slot(${slot}, 'pgoutput')`
-            yield* sql`INSERT INTO event_outbox (id, aggregatetype, aggregateid, type, payload, tenant_id, created_at)
-              VALUES (${crypto.randomUUID()}, ${uniqueId("healthtest").replaceAll("-", "_")}, 'a-1', 'Noted',
-                      '{}', ${testTenant}, now() - interval '2 minutes')`
-          }),
-          db.layer,
-        )
+        yield* sql`SELECT pg_create_logical_replication_slot(${slot}, 'pgoutput')`
+        yield* sql`INSERT INTO event_outbox (id, aggregatetype, aggregateid, type, payload, tenant_id, created_at)
+          VALUES (${crypto.randomUUID()}, ${uniqueId("healthtest").replaceAll("-", "_")}, 'a-1', 'Noted',
+                  '{}', ${testTenant}, now() - interval '2 minutes')`
         const api = yield* startApi(db.url)
         const stopped = (yield* health(api)).report.checks.outbox!
         expect(stopped).toMatchObject({ status: "degraded", mode: "wal", slot, streaming: false })
