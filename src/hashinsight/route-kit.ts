@@ -8,13 +8,10 @@ import { Effect, type ParseResult, Schema } from "effect"
 import { Cache, type SwrOptions } from "../engine/cache/swr.ts"
 import { CurrentTenant } from "../http/authentication.ts"
 import { idempotentWrite, jsonResponse } from "../http/idempotency.ts"
-import { type Problem, ServiceUnavailable } from "../http/problem.ts"
+import { databaseUnavailable, type Problem } from "../http/problem.ts"
 
-export const databaseDown = (e: SqlError.SqlError) =>
-  Effect.zipRight(
-    Effect.logWarning("database read failed", e),
-    Effect.fail(new ServiceUnavailable({ detail: "the database is unavailable" })),
-  )
+/** A database read that failed: 503 (see `databaseUnavailable`). */
+export const databaseDown = databaseUnavailable("database")
 
 /**
  * Runs `write(tenantId)` as the current tenant's idempotent write and answers `status` with its

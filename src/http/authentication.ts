@@ -11,7 +11,7 @@
 import { HttpApiMiddleware, HttpApiSecurity } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { Cache, Context, Duration, Effect, Exit, Layer, Option, Redacted, Schema } from "effect"
-import { ServiceUnavailable, Unauthorized } from "./problem.ts"
+import { databaseUnavailable, ServiceUnavailable, Unauthorized } from "./problem.ts"
 import { findTenantByKeyHash, hashApiKey, type Tenant } from "./tenants.ts"
 
 export class CurrentTenant extends Context.Tag("CurrentTenant")<CurrentTenant, Tenant>() {}
@@ -49,12 +49,7 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("Aut
             return tenants.get(keyHash).pipe(
               Effect.tap((tenant) => (Option.isNone(tenant) ? forget : Effect.void)),
               Effect.tapError(() => forget),
-              Effect.catchTag("SqlError", (e) =>
-                Effect.zipRight(
-                  Effect.logWarning("tenant lookup failed", e),
-                  Effect.fail(new ServiceUnavailable({ detail: "the tenant store is unavailable" })),
-                ),
-              ),
+              Effect.catchTag("SqlError", databaseUnavailable("tenant store")),
               Effect.flatMap(
                 Option.match({
                   onNone: () => Effect.fail(new Unauthorized({ detail: "unknown API key" })),

@@ -2,9 +2,9 @@
  * The edge every request passes: rejects bodies that are too large or not JSON before any route
  * runs, and turns whatever a route fails with into a problem document — Effect's schema errors
  * become 400 `validation`, unknown routes 404, unparseable JSON 400, anything unexpected a logged
- * 500. Nothing leaves the API as anything but a response.
+ * 500. Nothing leaves the API as anything but a response, and a 503 carries `Retry-After`.
  */
-import { HttpApiBuilder, HttpApiError, HttpServerRequest } from "@effect/platform"
+import { HttpApiBuilder, HttpApiError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { RequestError, RouteNotFound } from "@effect/platform/HttpServerError"
 import { Cause, Effect, Option } from "effect"
 import {
@@ -15,6 +15,7 @@ import {
   PayloadTooLarge,
   type Problem,
   problemResponse,
+  retryAfterSeconds,
   UnsupportedMediaType,
   ValidationProblem,
 } from "./problem.ts"
@@ -85,5 +86,11 @@ export const ProblemEdge = HttpApiBuilder.middleware((app) =>
           ),
       })
     }),
+    // Every 503 (a store unavailable, the API overloaded, health unhealthy) says when to come back.
+    Effect.map((response) =>
+      response.status === 503 && response.headers["retry-after"] === undefined
+        ? HttpServerResponse.setHeader(response, "retry-after", String(retryAfterSeconds))
+        : response,
+    ),
   ),
 )

@@ -25,13 +25,14 @@ import { SqlClient, type SqlError } from "@effect/sql"
 import { Context, Data, Duration, Effect, Layer, Schedule } from "effect"
 import { withTenant } from "../platform/db.ts"
 import {
+  databaseUnavailable,
   IdempotencyInFlight,
   IdempotencyKeyReused,
   type InternalProblem,
   type Problem,
   problemBody,
   problemContentType,
-  ServiceUnavailable,
+  type ServiceUnavailable,
   ValidationProblem,
 } from "./problem.ts"
 
@@ -215,11 +216,7 @@ const sendStored = (response: StoredResponse, replayed: boolean) =>
     headers: replayed ? { [replayedHeader]: "true" } : {},
   })
 
-const unavailable = (what: string) => (e: SqlError.SqlError) =>
-  Effect.zipRight(
-    Effect.logWarning(`${what} failed`, e),
-    Effect.fail(new ServiceUnavailable({ detail: `the ${what} is unavailable; nothing was executed` })),
-  )
+const unavailable = (what: string) => databaseUnavailable(what, { nothingExecuted: true })
 
 /** Request identity for key reuse: method, path with query, and the exact body bytes. */
 const fingerprintOf = (request: HttpServerRequest.HttpServerRequest) =>

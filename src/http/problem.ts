@@ -4,7 +4,9 @@
  * the OpenAPI document, the handlers and the bytes on the wire come from one Schema.
  */
 import { HttpApiSchema, HttpServerResponse } from "@effect/platform"
-import { Schema } from "effect"
+import type { SqlError } from "@effect/sql"
+import { Effect, Schema } from "effect"
+import { isPoolExhausted } from "../platform/db.ts"
 
 export const problemBase = "https://hashinsight.dev/problems"
 export const problemContentType = "application/problem+json"
@@ -107,6 +109,31 @@ export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()
   problemFields("unavailable", 503, "Service temporarily unavailable"),
   asProblem(503, "A backing store is unavailable; nothing was executed, retry later"),
 ) {}
+
+/**
+ * A failed database statement as the client's 503, logged: every route answers it the same way. A
+ * full pool (every connection busy past the wait) says the API is overloaded, not that the
+ * database is down.
+ */
+export const databaseUnavailable =
+  (what: string, options: { readonly nothingExecuted?: boolean } = {}) =>
+  (e: SqlError.SqlError) => {
+    const overloaded = isPoolExhausted(e)
+    const detail = overloaded
+      ? "the API is overloaded: every database connection stayed busy past the wait"
+      : `the ${what} is unavailable`
+    return Effect.zipRight(
+      Effect.logWarning(overloaded ? "no database connection came free in time" : `${what} failed`, e),
+      Effect.fail(
+        new ServiceUnavailable({
+          detail: options.nothingExecuted ? `${detail}; nothing was executed` : detail,
+        }),
+      ),
+    )
+  }
+
+/** How long a 503's client is asked to wait before retrying (`Retry-After`, seconds). */
+export const retryAfterSeconds = 1
 
 export class InternalProblem extends Schema.TaggedError<InternalProblem>()(
   "InternalProblem",

@@ -1,7 +1,8 @@
 import { describe, expect } from "bun:test"
 import { createHash } from "node:crypto"
 import { SqlClient } from "@effect/sql"
-import { Effect, Redacted } from "effect"
+import { PgClient } from "@effect/sql-pg"
+import { Deferred, Effect, Fiber, Redacted } from "effect"
 import { IdempotencyStore } from "../../src/http/idempotency.ts"
 import { createTenant } from "../../src/http/tenants.ts"
 import { migrate } from "../../src/platform/migrator.ts"
@@ -208,6 +209,7 @@ describe("Idempotency-Key", () => {
           503,
           "https://hashinsight.dev/problems/unavailable",
         ])
+        expect(noStore.headers.get("retry-after")).toBe("1")
         expect(yield* counts).toEqual({ miners: 0, events: 0 })
 
         // The claim is taken but the completion fails: the write in the same transaction rolls back.
@@ -222,6 +224,59 @@ describe("Idempotency-Key", () => {
         expect((yield* post("k-no-complete")).status).toBe(201)
         expect((yield* post("k-no-complete")).headers.get("idempotent-replayed")).toBe("true")
         expect(yield* counts).toEqual({ miners: 1, events: 1 })
+      }),
+    { timeout: 30_000 },
+  )
+
+  effectTest(
+    "every pooled connection busy past the wait → 503 naming the overload, Retry-After, nothing executed; the retry executes once",
+    () =>
+      Effect.gen(function* () {
+        const db = yield* scratchDatabase
+        const inScratch = withClient(db.url)
+        yield* inScratch(migrate())
+        const tenant = yield* inScratch(createTenant(uniqueId("scratch-tenant")))
+        const key = Redacted.value(tenant.apiKey)
+        // One connection, one second's wait for it (production: DB_POOL_MAX, 5 s).
+        const api = yield* startApi(
+          PgClient.layer({ url: Redacted.make(db.url), maxConnections: 1, connectTimeout: "1 second" }),
+        )
+        const post = (idempotencyKey: string) =>
+          api.call("/api/miners", {
+            method: "POST",
+            key,
+            body: addMinerBody({ userId: idempotencyKey }),
+            headers: { "idempotency-key": idempotencyKey },
+          })
+
+        // The first write holds the only connection, waiting on a lock the test holds on miners.
+        const locked = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        yield* inScratch(
+          Effect.flatMap(SqlClient.SqlClient, (sql) =>
+            sql.withTransaction(
+              sql`LOCK TABLE miners IN ACCESS EXCLUSIVE MODE`.pipe(
+                Effect.zipRight(Deferred.succeed(locked, undefined)),
+                Effect.zipRight(Deferred.await(release)),
+              ),
+            ),
+          ),
+        ).pipe(Effect.forkScoped)
+        yield* Deferred.await(locked)
+        const first = yield* Effect.fork(post("k-holder"))
+        yield* Effect.sleep("200 millis")
+        const second = yield* post("k-waiter")
+        expect(second.status).toBe(503)
+        expect(second.headers.get("retry-after")).toBe("1")
+        expect(second.headers.get("content-type")).toStartWith("application/problem+json")
+        expect((second.json as { detail: string }).detail).toBe(
+          "the API is overloaded: every database connection stayed busy past the wait; nothing was executed",
+        )
+
+        yield* Deferred.succeed(release, undefined)
+        expect((yield* Fiber.join(first)).status).toBe(201)
+        expect((yield* post("k-waiter")).status).toBe(201)
+        expect(yield* inScratch(countFor(tenant.id))).toEqual({ miners: 2, events: 2 })
       }),
     { timeout: 30_000 },
   )

@@ -42,13 +42,22 @@ const call =
       return { status: res.status, headers: res.headers, text, json }
     })
 
-/** The API on the test's own SqlClient (or on `databaseUrl`), up until the test's scope closes. */
-export const startApi = (databaseUrl?: string, options: ServerOptions = {}) =>
+/**
+ * The API on the test's own SqlClient (or on `databaseUrl`, or on a client layer of the test's
+ * making), up until the test's scope closes.
+ */
+export const startApi = (
+  database?: string | Layer.Layer<SqlClient.SqlClient, unknown>,
+  options: ServerOptions = {},
+) =>
   Effect.gen(function* () {
     const port = yield* Effect.promise(() => freePort())
     const server = makeServer(port, options).pipe(Layer.provide(Outbox.layer))
-    if (databaseUrl === undefined) yield* Layer.build(server)
-    else yield* Layer.build(server.pipe(Layer.provide(clientFor(databaseUrl))))
+    if (database === undefined) yield* Layer.build(server)
+    else
+      yield* Layer.build(
+        server.pipe(Layer.provide(typeof database === "string" ? clientFor(database) : database)),
+      ).pipe(Effect.orDie)
     const base = `http://127.0.0.1:${port}`
     return { base, call: call(base) } satisfies Api
   })
