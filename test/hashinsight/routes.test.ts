@@ -1,12 +1,8 @@
 import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Effect, Redacted } from "effect"
-import { createTenant } from "../../src/http/tenants.ts"
-import { migrate } from "../../src/platform/migrator.ts"
-import { addMinerBody, newTenant, outboxOf, startApi } from "../http/support.ts"
-import { scratchDatabase, withClient } from "../support/database.ts"
+import { Effect } from "effect"
+import { addMinerBody, newTenant, outboxOf, scratchTenant, startApi } from "../http/support.ts"
 import { effectTest } from "../support/effect.ts"
-import { uniqueId } from "../support/ids.ts"
 
 const problemType = (slug: string) => `https://hashinsight.dev/problems/${slug}`
 const post = (body: unknown, headers: Record<string, string> = {}) => ({
@@ -318,11 +314,7 @@ describe("write routes: row + exactly one event of the right type, in one transa
     "a row never commits without its event: when the event cannot be appended, every write is a 503 and leaves nothing",
     () =>
       Effect.gen(function* () {
-        const db = yield* scratchDatabase
-        const inScratch = withClient(db.url)
-        yield* inScratch(migrate())
-        const tenant = yield* inScratch(createTenant(uniqueId("scratch-tenant")))
-        const key = Redacted.value(tenant.apiKey)
+        const { db, inScratch, key } = yield* scratchTenant
         const api = yield* startApi(db.url)
         const exec = (statement: string) =>
           inScratch(Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(statement)))

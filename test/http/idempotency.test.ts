@@ -4,12 +4,9 @@ import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Deferred, Effect, Fiber, Redacted } from "effect"
 import { IdempotencyStore } from "../../src/http/idempotency.ts"
-import { createTenant } from "../../src/http/tenants.ts"
-import { migrate } from "../../src/platform/migrator.ts"
-import { scratchDatabase, withClient } from "../support/database.ts"
 import { effectTest } from "../support/effect.ts"
 import { uniqueId } from "../support/ids.ts"
-import { addMinerBody, newTenant, startApi } from "./support.ts"
+import { addMinerBody, newTenant, scratchTenant, startApi } from "./support.ts"
 
 const countFor = (tenantId: string) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
@@ -185,11 +182,7 @@ describe("Idempotency-Key", () => {
     "store unavailable → 503 and nothing executed; a failed completion rolls the write back",
     () =>
       Effect.gen(function* () {
-        const db = yield* scratchDatabase
-        const inScratch = withClient(db.url)
-        yield* inScratch(migrate())
-        const tenant = yield* inScratch(createTenant(uniqueId("scratch-tenant")))
-        const key = Redacted.value(tenant.apiKey)
+        const { db, inScratch, tenant, key } = yield* scratchTenant
         const api = yield* startApi(db.url)
         const exec = (statement: string) =>
           inScratch(Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(statement)))
@@ -232,11 +225,7 @@ describe("Idempotency-Key", () => {
     "every pooled connection busy past the wait → 503 naming the overload, Retry-After, nothing executed; the retry executes once",
     () =>
       Effect.gen(function* () {
-        const db = yield* scratchDatabase
-        const inScratch = withClient(db.url)
-        yield* inScratch(migrate())
-        const tenant = yield* inScratch(createTenant(uniqueId("scratch-tenant")))
-        const key = Redacted.value(tenant.apiKey)
+        const { db, inScratch, tenant, key } = yield* scratchTenant
         // One connection, one second's wait for it (production: DB_POOL_MAX, 5 s).
         const api = yield* startApi(
           PgClient.layer({ url: Redacted.make(db.url), maxConnections: 1, connectTimeout: "1 second" }),

@@ -7,8 +7,9 @@ import { Effect, Layer, Redacted } from "effect"
 import { Outbox } from "../../src/engine/outbox.ts"
 import { makeServer, type ServerOptions } from "../../src/http/server.ts"
 import { createTenant } from "../../src/http/tenants.ts"
+import { migrate } from "../../src/platform/migrator.ts"
 import { freePort } from "../../src/platform/stack.ts"
-import { clientFor } from "../support/database.ts"
+import { clientFor, scratchDatabase, withClient } from "../support/database.ts"
 import { uniqueId } from "../support/ids.ts"
 
 export interface Api {
@@ -61,6 +62,18 @@ export const startApi = (
     const base = `http://127.0.0.1:${port}`
     return { base, call: call(base) } satisfies Api
   })
+
+/**
+ * A migrated database of the test's own with a tenant in it: for tests that break the database
+ * (revoke grants, hold locks) without touching anyone else's.
+ */
+export const scratchTenant = Effect.gen(function* () {
+  const db = yield* scratchDatabase
+  const inScratch = withClient(db.url)
+  yield* inScratch(migrate())
+  const tenant = yield* inScratch(createTenant(uniqueId("scratch-tenant")))
+  return { db, inScratch, tenant, key: Redacted.value(tenant.apiKey) }
+})
 
 export const newTenant = Effect.suspend(() =>
   Effect.map(createTenant(uniqueId("tenant")), (t) => ({ id: t.id, key: Redacted.value(t.apiKey) })),
