@@ -128,16 +128,26 @@ export const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, timeout = 
 /** The mock cluster drops a member that left only after its session timeout: keep that short. */
 export const fastGroup = { sessionTimeout: 6000, heartbeatInterval: 500, rebalanceTimeout: 6000 }
 
-/** Runs a member in the test's scope (stopped, draining, when the test ends). */
+/**
+ * Runs a member in the test's scope (stopped, draining, when the test ends). Its group's dead
+ * letters go when the test ends, after the member: the database is often the main one, whose DLQ
+ * a later `bun run services` reports as waiting for an operator.
+ */
 export const startMember = <R>(def: ConsumerDefinition<R>, options: Partial<MemberOptions> = {}) =>
-  Effect.forkScoped(
-    runMember(def, {
-      sessionTimeoutMs: fastGroup.sessionTimeout,
-      heartbeatIntervalMs: fastGroup.heartbeatInterval,
-      rebalanceTimeoutMs: fastGroup.rebalanceTimeout,
-      ...options,
-    }).pipe(Effect.provide(Locks.layer)),
-  )
+  Effect.gen(function* () {
+    const sql = yield* SqlClient.SqlClient
+    yield* Effect.addFinalizer(() =>
+      Effect.ignore(sql`DELETE FROM event_dlq WHERE consumer_group = ${def.group}`),
+    )
+    return yield* Effect.forkScoped(
+      runMember(def, {
+        sessionTimeoutMs: fastGroup.sessionTimeout,
+        heartbeatIntervalMs: fastGroup.heartbeatInterval,
+        rebalanceTimeoutMs: fastGroup.rebalanceTimeout,
+        ...options,
+      }).pipe(Effect.provide(Locks.layer)),
+    )
+  })
 
 export const dlqRows = (group: string) =>
   Effect.flatMap(
