@@ -14,6 +14,14 @@
  * survive: a migration that changes the columns a cached statement returns ("cached plan must not
  * change result type" until the process reconnects). Our statements name their columns (no
  * `SELECT *`), so added columns are safe; a changed column type needs the processes restarted.
+ *
+ * And one a cache makes possible: after a few executions PostgreSQL may keep one generic plan per
+ * statement and connection, made with the statistics of that moment. On a database created moments
+ * ago the tables are empty and not yet analysed, so those plans scan (measured in `bench e2e`'s
+ * scratch database: 1,568 sequential scans of `idempotency_records` in 25 s, a user's holdings read
+ * through the whole tenant's index), until autovacuum's first analyze replaces them — up to
+ * `autovacuum_naptime` (1 min) in. A database that has been running has its statistics; a fresh
+ * one taking load at once can run `ANALYZE` after its first writes, as the bench does.
  */
 import Pg from "pg"
 
