@@ -14,6 +14,8 @@ import { Cache, Context, Duration, Effect, Exit, Layer, Option, Redacted, Schema
 import { databaseUnavailable, ServiceUnavailable, Unauthorized } from "./problem.ts"
 import { findTenantByKeyHash, hashApiKey, type Tenant } from "./tenants.ts"
 
+const tenantStoreDown = databaseUnavailable("tenant store")
+
 export class CurrentTenant extends Context.Tag("CurrentTenant")<CurrentTenant, Tenant>() {}
 
 export const defaultKeyTtl = Duration.seconds(30)
@@ -49,7 +51,7 @@ export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("Aut
             return tenants.get(keyHash).pipe(
               Effect.tap((tenant) => (Option.isNone(tenant) ? forget : Effect.void)),
               Effect.tapError(() => forget),
-              Effect.catchTag("SqlError", databaseUnavailable("tenant store")),
+              Effect.catchTag("SqlError", tenantStoreDown),
               Effect.flatMap(
                 Option.match({
                   onNone: () => Effect.fail(new Unauthorized({ detail: "unknown API key" })),

@@ -216,7 +216,9 @@ const sendStored = (response: StoredResponse, replayed: boolean) =>
     headers: replayed ? { [replayedHeader]: "true" } : {},
   })
 
-const unavailable = (what: string) => databaseUnavailable(what, { nothingExecuted: true })
+/** The 503s of a keyed write, made once rather than per request. */
+const databaseDown = databaseUnavailable("database", { nothingExecuted: true })
+const storeDown = databaseUnavailable("idempotency store", { nothingExecuted: true })
 
 /** Request identity for key reuse: method, path with query, and the exact body bytes. */
 const fingerprintOf = (request: HttpServerRequest.HttpServerRequest) =>
@@ -240,7 +242,7 @@ export const idempotentWrite = <E extends Problem | SqlError.SqlError, R>(
     if (key === undefined) {
       const response = yield* withTenant(tenantId)(write).pipe(
         Effect.catchAll((e: Problem | SqlError.SqlError) =>
-          isSqlError(e) ? unavailable("database")(e) : Effect.succeed(problemStored(e)),
+          isSqlError(e) ? databaseDown(e) : Effect.succeed(problemStored(e)),
         ),
       )
       return sendStored(response, false)
@@ -255,9 +257,7 @@ export const idempotentWrite = <E extends Problem | SqlError.SqlError, R>(
     const fingerprint = yield* Effect.orDie(fingerprintOf(request))
     const outcome = yield* withTenant(tenantId)(
       Effect.gen(function* () {
-        const claim = yield* store
-          .claim(tenantId, key, fingerprint)
-          .pipe(Effect.catchAll(unavailable("idempotency store")))
+        const claim = yield* store.claim(tenantId, key, fingerprint).pipe(Effect.catchAll(storeDown))
         if (claim._tag !== "Claimed") return claim
         const response = yield* rejectable(write)
         if (!(yield* store.complete(tenantId, key, response))) return yield* new ClaimLost()
@@ -272,7 +272,7 @@ export const idempotentWrite = <E extends Problem | SqlError.SqlError, R>(
             return Effect.fail(
               new IdempotencyInFlight({ detail: "this request's claim on its key was taken over" }),
             )
-          return isSqlError(e) ? unavailable("database")(e) : Effect.fail(e)
+          return isSqlError(e) ? databaseDown(e) : Effect.fail(e)
         },
       ),
     )
