@@ -8,6 +8,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, FiberRef, Layer, Option, Redacted, Scope } from "effect"
 import Pg from "pg"
 import { AppConfig } from "./config.ts"
+import { dropHeld } from "./pg-pipeline.ts"
 import { PreparingClient } from "./pg-prepared.ts"
 import { coalescingSocket } from "./pg-socket.ts"
 
@@ -34,6 +35,7 @@ const pool = (url: Redacted.Redacted<string>, max: number) =>
       })
       // A broken idle connection is dropped by the pool; the next checkout reports any trouble.
       pool.on("error", () => {})
+      pool.on("release", (_error, client) => dropHeld(client))
       yield* Effect.tryPromise({
         try: () => pool.query("SELECT 1"),
         catch: (cause) => new SqlError.SqlError({ cause, message: "PgClient: Failed to connect" }),
@@ -86,8 +88,9 @@ const setTenantStatement = (tenantId: string) =>
 
 /**
  * A transaction that opens with the role and tenant already set: `BEGIN; SELECT set_config(…)` is
- * one simple-protocol round trip instead of two. Only a UUID-shaped tenant id is ever written into
- * the text (checked by the caller); anything else takes the parameterized path.
+ * held by the connection and sent with the transaction's first statement (pg-pipeline.ts), so it
+ * costs no round trip of its own. Only a UUID-shaped tenant id is ever written into the text
+ * (checked by the caller); anything else takes the parameterized path.
  */
 const tenantTransaction = (tenantId: string) =>
   Effect.map(SqlClient.SqlClient, (sql) =>
@@ -132,7 +135,7 @@ export const useTenant = (tenantId: string) =>
 /**
  * Runs `self` in a transaction as the RLS-bound role with the tenant set transaction-locally,
  * so nothing it does can see or write another tenant's rows; no tenant → no rows. Opening it costs
- * one round trip. Inside a transaction already serving `tenantId` it simply runs there (no
+ * no round trip of its own. Inside a transaction already serving `tenantId` it simply runs there (no
  * savepoint); inside one serving another tenant it runs under a savepoint and switches back after.
  */
 export const withTenant =

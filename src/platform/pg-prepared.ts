@@ -8,8 +8,8 @@
  * Texts are named in the order first seen, up to `maxStatements` per process (each connection
  * prepares the ones it runs); texts past that stay unnamed, so statements whose text varies
  * without bound (a bulk insert's row count makes one per size) cannot grow the cache forever.
- * Queries without parameters — the transaction's `BEGIN; SELECT set_config(…)` among them — keep
- * the simple protocol. A cached plan that depends on the role (row-level security) is re-planned
+ * Queries without parameters keep the simple protocol (a held `BEGIN` or `SAVEPOINT`
+ * goes in front of the next statement, pg-pipeline.ts). A cached plan that depends on the role (row-level security) is re-planned
  * by PostgreSQL when the role differs, and DDL makes it re-plan too. One thing a cache cannot
  * survive: a migration that changes the columns a cached statement returns ("cached plan must not
  * change result type" until the process reconnects). Our statements name their columns (no
@@ -24,6 +24,7 @@
  * one taking load at once can run `ANALYZE` after its first writes, as the bench does.
  */
 import Pg from "pg"
+import { holdingQuery, type Query } from "./pg-pipeline.ts"
 
 const maxStatements = 2000
 const names = new Map<string, string>()
@@ -36,12 +37,12 @@ const nameOf = (text: string) => {
   return name
 }
 
-type Query = (config: unknown, values?: unknown, callback?: unknown) => unknown
+/** What reaches node-postgres: with `BEGIN` and `SAVEPOINT` held for the next statement. */
+const send = holdingQuery(Pg.Client.prototype.query as Query)
 
 /** node-postgres's client, naming parameterized statements; the pool's `Client`. */
 export class PreparingClient extends Pg.Client {}
 
-const query = Pg.Client.prototype.query as Query
 ;(PreparingClient.prototype as unknown as { query: Query }).query = function (
   this: Pg.Client,
   config: unknown,
@@ -50,7 +51,7 @@ const query = Pg.Client.prototype.query as Query
 ) {
   if (typeof config === "string" && Array.isArray(values) && values.length > 0) {
     const name = nameOf(config)
-    if (name !== undefined) return query.call(this, { name, text: config, values }, callback)
+    if (name !== undefined) return send.call(this, { name, text: config, values }, callback)
   }
-  return query.call(this, config, values, callback)
+  return send.call(this, config, values, callback)
 }
