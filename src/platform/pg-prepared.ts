@@ -21,7 +21,10 @@
  * scratch database: 1,568 sequential scans of `idempotency_records` in 25 s, a user's holdings read
  * through the whole tenant's index), until autovacuum's first analyze replaces them — up to
  * `autovacuum_naptime` (1 min) in. A database that has been running has its statistics; a fresh
- * one taking load at once can run `ANALYZE` after its first writes, as the bench does.
+ * one taking load at once can run `ANALYZE` after its first few thousand writes, as the bench does.
+ * Not after its first few dozen: tables of one page are best scanned whole, so that is the plan
+ * kept, and it stays while the table grows until autovacuum analyses it again (measured: a tenth
+ * of the key claims scanning thousands of records, PostgreSQL's CPU per write 1.15 ms, not 0.93).
  */
 import Pg from "pg"
 import { holdingQuery, type Query } from "./pg-pipeline.ts"
