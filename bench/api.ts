@@ -17,12 +17,8 @@ import { makeServer } from "../src/http/server.ts"
 import { createTenant } from "../src/http/tenants.ts"
 import { DbLayer, RedisLayer } from "../src/platform/layers.ts"
 import { freePort, installOsPackages } from "../src/platform/stack.ts"
+import { type FlagValues, number } from "./options.ts"
 import { type BenchRow, report } from "./report.ts"
-
-const flag = (args: ReadonlyArray<string>, name: string, fallback: number) => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback
-}
 
 const body = JSON.stringify({
   userId: "bench-user",
@@ -71,9 +67,12 @@ const parseWrk = (out: string) => {
   return { rps, p50: pct("50"), p90: pct("90"), p99: pct("99"), requests, non2xx, errors }
 }
 
-export const run = async (args: ReadonlyArray<string>) => {
-  const duration = flag(args, "duration", 10)
-  const connections = flag(args, "connections", 32)
+export const flags = {
+  duration: number(10, "how long wrk drives each scenario, s"),
+  connections: number(32, "wrk's open connections"),
+}
+
+export const run = async ({ duration, connections }: FlagValues<typeof flags>) => {
   // wrk is a Debian package: installed with apt when missing (as root), like the stack's packages.
   if (spawnSync("wrk", ["--version"], { encoding: "utf8" }).error) installOsPackages(["wrk"])
   const dir = mkdtempSync(join(tmpdir(), "bench-api-"))

@@ -15,6 +15,7 @@ import { toKafkaMessage } from "../src/engine/record.ts"
 import { defineTopic } from "../src/engine/topic.ts"
 import { Kafka } from "../src/platform/kafka.ts"
 import { PlatformLive } from "../src/platform/layers.ts"
+import { type FlagValues, number } from "./options.ts"
 import { type BenchRow, percentile, report } from "./report.ts"
 
 const Payload = Schema.Struct({ userId: Schema.String, n: Schema.Number })
@@ -126,9 +127,9 @@ const scenario = (name: string, events: number, locked: boolean) =>
     return { rows, effects: span!.n }
   })
 
-export const run = async (args: ReadonlyArray<string>) => {
-  const at = args.indexOf("--events")
-  const events = at >= 0 ? Number(args[at + 1]) : 30_000
+export const flags = { events: number(30_000, "events per scenario") }
+
+export const run = async ({ events }: FlagValues<typeof flags>) => {
   const program = Effect.gen(function* () {
     yield* setup
     const batch = yield* scenario("1 member, inbox + 1 insert/event", events, false)

@@ -19,7 +19,6 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { parseArgs } from "node:util"
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { type Subprocess, spawn } from "bun"
@@ -40,6 +39,7 @@ import {
   spawnKafkaMock,
 } from "../src/platform/stack.ts"
 import { startGroupAtEnd } from "../test/support/e2e-platform.ts"
+import { choice, type FlagValues, number, numbers } from "./options.ts"
 import { type BenchRow, percentile, report } from "./report.ts"
 
 interface LoadPlan {
@@ -74,7 +74,7 @@ interface LoadResult {
 }
 
 /** The subprocesses `--cpu-prof` can profile. */
-const profilable = ["api", "relay", "member"]
+const profilable = ["api", "relay", "member"] as const
 
 const maxInFlight = 2048
 /** Before the measurement: enough writes that the JIT has compiled the hot paths and the tables
@@ -337,33 +337,24 @@ const cpuText = (o: Outcome) =>
     .reduce((a, b) => a + b, 0)
     .toFixed(2)})`
 
-export const run = async (args: ReadonlyArray<string>) => {
-  const { values } = parseArgs({
-    args: [...args],
-    options: {
-      rate: { type: "string", default: "1000" },
-      seconds: { type: "string", default: "60" },
-      sweep: { type: "string", default: "100,200,300,400,500,600,800" },
-      "step-seconds": { type: "string", default: "5" },
-      "cpu-prof": { type: "string" },
-    },
-  })
-  const profiled = values["cpu-prof"]
-  if (profiled !== undefined && !profilable.includes(profiled)) {
-    console.error(`--cpu-prof takes one of ${profilable.join(", ")}, not '${profiled}'`)
-    process.exit(2)
-  }
+export const flags = {
+  rate: number(1000, "writes/s of the fixed-rate scenario"),
+  seconds: number(60, "how long the fixed rate runs, s"),
+  sweep: numbers(
+    [100, 200, 300, 400, 500, 600, 800],
+    "rates of the sweep for the highest sustained one (empty: none)",
+  ),
+  "step-seconds": number(5, "how long each sweep step runs, s"),
+  "cpu-prof": choice(profilable, "run that process under Bun's --cpu-prof"),
+}
+
+export const run = async (given: FlagValues<typeof flags>) => {
+  const profiled = given["cpu-prof"]
   const profileDir = join(tmpdir(), `bench-e2e-cpu-prof-${process.pid}`)
   const profileArgs = (name: string) =>
     profiled === name ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []
-  const rate = Number(values.rate)
-  const seconds = Number(values.seconds)
-  const sweep = values.sweep
-    .split(",")
-    .filter(Boolean)
-    .map(Number)
-    .filter((n) => n > 0)
-  const stepSeconds = Number(values["step-seconds"])
+  const { rate, seconds, sweep } = given
+  const stepSeconds = given["step-seconds"]
   const dir = tmpdir()
 
   const program = Effect.gen(function* () {

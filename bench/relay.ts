@@ -10,17 +10,16 @@
  *   process, one clock).
  *
  * Each system and mode gets a fresh database and its own relay process, started before the load.
- * Flags: --events N --batch B --seconds S --rate R --cap SECONDS --only hashinsight|pg-transactional-outbox
- *        --modes wal,poll
+ * Flags: `bun run bench relay --help`.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { parseArgs } from "node:util"
 import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, Logger, LogLevel, Redacted, type Scope } from "effect"
 import { Client } from "pg"
 import { Kafka } from "../src/platform/kafka.ts"
 import { migrate } from "../src/platform/migrator.ts"
 import { projectRoot } from "../src/platform/stack.ts"
+import { choice, choices, type FlagValues, number } from "./options.ts"
 import { pgtoSetupStatements } from "./peer/pgto-schema.ts"
 import { type BenchRow, percentile, report } from "./report.ts"
 
@@ -40,27 +39,25 @@ interface Options {
   readonly modes: ReadonlyArray<Mode>
 }
 
-const parseOptions = (args: ReadonlyArray<string>): Options => {
-  const { values } = parseArgs({
-    args: [...args],
-    options: {
-      events: { type: "string", default: "50000" },
-      batch: { type: "string", default: "250" },
-      seconds: { type: "string", default: "20" },
-      rate: { type: "string", default: "1000" },
-      cap: { type: "string", default: "90" },
-      only: { type: "string" },
-      modes: { type: "string", default: "wal,poll" },
-    },
-  })
+export const flags = {
+  events: number(50_000, "events of the throughput phase"),
+  batch: number(250, "events per transaction in the throughput phase"),
+  seconds: number(20, "how long the paced latency phase writes, s"),
+  rate: number(1000, "events/s of the latency phase"),
+  cap: number(90, "longest a throughput phase may take, s"),
+  only: choice([ours, peer], "run one system only"),
+  modes: choices<Mode>(["wal", "poll"], ["wal", "poll"], "relay modes to run"),
+}
+
+const optionsOf = (given: FlagValues<typeof flags>): Options => {
   return {
-    events: Number(values.events),
-    batch: Number(values.batch),
-    seconds: Number(values.seconds),
-    rate: Number(values.rate),
-    capSeconds: Number(values.cap),
-    systems: values.only ? [values.only as SystemName] : [ours, peer],
-    modes: values.modes.split(",") as Array<Mode>,
+    events: given.events,
+    batch: given.batch,
+    seconds: given.seconds,
+    rate: given.rate,
+    capSeconds: given.cap,
+    systems: given.only ? [given.only] : [ours, peer],
+    modes: given.modes,
   }
 }
 
@@ -479,8 +476,8 @@ const goals = (results: ReadonlyArray<Measured>, rate: number): Array<string> =>
   return out
 }
 
-export const run = async (args: ReadonlyArray<string>) => {
-  const options = parseOptions(args)
+export const run = async (given: FlagValues<typeof flags>) => {
+  const options = optionsOf(given)
   const program: Effect.Effect<Array<Measured>, unknown, Scope.Scope> = Effect.gen(function* () {
     const kafka = yield* Kafka.make(process.env.KAFKA_BROKERS!.split(","), "bench-relay")
     const results: Array<Measured> = []

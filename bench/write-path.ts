@@ -16,12 +16,8 @@ import { createTenant } from "../src/http/tenants.ts"
 import { AppConfig } from "../src/platform/config.ts"
 import { withTenant } from "../src/platform/db.ts"
 import { DbLayer } from "../src/platform/layers.ts"
+import { type FlagValues, number } from "./options.ts"
 import { type BenchRow, report } from "./report.ts"
-
-const flag = (args: ReadonlyArray<string>, name: string, fallback: number) => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 && args[i + 1] ? Number(args[i + 1]) : fallback
-}
 
 interface Measured {
   readonly cpuMs: number
@@ -72,8 +68,9 @@ const bareKeyedWrite = async (pool: pg.Pool) => {
   }
 }
 
-export const run = async (args: ReadonlyArray<string>) => {
-  const ops = flag(args, "ops", 1000)
+export const flags = { ops: number(1000, "operations measured per row") }
+
+export const run = async ({ ops }: FlagValues<typeof flags>) => {
   const rows: Array<BenchRow> = []
   const add = (system: string, scenario: string, m: Measured) => {
     rows.push({ system, scenario, metric: "cpu_per_op", value: m.cpuMs, unit: "ms" })
