@@ -14,6 +14,17 @@
  * parameterless statement that follows (COMMIT, ROLLBACK TO SAVEPOINT …) is sent with the held text
  * as one simple query instead, and answers only its own results.
  *
+ * Only texts of exactly these forms are held, each statement alone or `;`-separated: `BEGIN`,
+ * `SAVEPOINT <name>`, and `SELECT set_config('…', '…', true|false)[, set_config(…)]` after one of
+ * them, with no `'` or `;` inside the literals and no comments — what the transactions of
+ * `@effect/sql` and `withTenant` send. Anything else, `BEGIN; INSERT …` included, is sent as it is.
+ *
+ * A transaction's end (`COMMIT`, `ROLLBACK`) after held statements: a held `SAVEPOINT` changes
+ * nothing there and is dropped, so the end always runs, even in a failed transaction (sent together
+ * it would be skipped after the savepoint's error, and the connection would go back to its pool
+ * inside the failed transaction). A transaction whose `BEGIN` is still held never started, so its
+ * end is answered without a round trip.
+ *
  * Until it is sent a held statement has done nothing: a connection returned to its pool with one
  * still held (no statement followed it) has no open transaction, so the pool drops what it holds
  * (`dropHeld`) rather than let the next borrower's statement open one.
@@ -24,31 +35,29 @@ import Pg from "pg"
 const heldResult = (command: string) =>
   ({ command, rowCount: null, oid: 0, rows: [], fields: [] }) as unknown as Pg.QueryResult
 
-const deferrable = /^\s*(BEGIN|SAVEPOINT)\b/i
+const literal = "'[^';]*'"
+const setConfig = `set_config\\(${literal}, ${literal}, (true|false)\\)`
+/** The statements a held text may consist of; the first opens a transaction or a savepoint. */
+const opening = [/^BEGIN$/i, /^SAVEPOINT [A-Za-z_][A-Za-z0-9_]*$/i]
+const following = [...opening, new RegExp(`^SELECT ${setConfig}(, ${setConfig})*$`, "i")]
+const transactionEnd = /^\s*(COMMIT|ROLLBACK|END|ABORT)\s*$/i
 
-/** Statements of a simple-query text, split at semicolons outside quotes. */
-const statementsOf = (text: string): Array<string> => {
-  const out: Array<string> = []
-  let start = 0
-  let quote: string | undefined
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]
-    if (quote !== undefined) {
-      if (c === quote) quote = undefined
-    } else if (c === "'" || c === '"') quote = c
-    else if (c === ";") {
-      out.push(text.slice(start, i))
-      start = i + 1
-    }
-  }
-  out.push(text.slice(start))
-  return out.map((s) => s.trim()).filter((s) => s.length > 0)
+/** The statements of `text` when it is one to hold, else undefined. */
+const holdable = (text: string): ReadonlyArray<string> | undefined => {
+  // No literal of an accepted form contains `;`, so splitting at every `;` is exact for them.
+  const statements = text
+    .split(";")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+  const [first, ...rest] = statements
+  if (first === undefined || !opening.some((r) => r.test(first))) return undefined
+  return rest.every((s) => following.some((r) => r.test(s))) ? statements : undefined
 }
 
 const held = Symbol("heldStatements")
 
 interface Holding {
-  [held]?: Array<string>
+  [held]?: ReadonlyArray<string>
 }
 
 type Callback = (err: Error | null | undefined, result?: unknown) => void
@@ -64,6 +73,7 @@ interface Submittable {
   text?: string
   callback?: Callback
   _result?: { _types?: unknown }
+  binary?: boolean
   submit(connection: Connection): Error | null
   handleRowDescription(msg: unknown): void
   handleDataRow(msg: unknown): void
@@ -89,6 +99,8 @@ class Pipelined implements Submittable {
   constructor(
     readonly prefix: ReadonlyArray<string>,
     readonly inner: Submittable,
+    /** The caller's per-query read timeout, which node-postgres reads off what it is given. */
+    readonly query_timeout: unknown,
   ) {
     this.#left = prefix.length
   }
@@ -107,6 +119,12 @@ class Pipelined implements Submittable {
   }
   get _result() {
     return this.inner._result
+  }
+  get binary() {
+    return this.inner.binary
+  }
+  set binary(binary: boolean | undefined) {
+    this.inner.binary = binary
   }
 
   submit(connection: Connection) {
@@ -153,6 +171,17 @@ export type Query = (this: Pg.Client, config: unknown, values?: unknown, callbac
 const isEmpty = (values: unknown) =>
   values === undefined || typeof values === "function" || (Array.isArray(values) && values.length === 0)
 
+interface ConfigObject {
+  readonly text?: unknown
+  readonly name?: unknown
+  readonly values?: unknown
+  readonly callback?: unknown
+  readonly submit?: unknown
+  readonly query_timeout?: unknown
+}
+
+const heldAnswer = (statement: string) => heldResult(statement.split(" ", 1)[0]!.toUpperCase())
+
 /**
  * `query` (node-postgres's signature) with `BEGIN` and `SAVEPOINT` held for the next statement.
  * `send` is the query that reaches the wire.
@@ -160,47 +189,86 @@ const isEmpty = (values: unknown) =>
 export const holdingQuery = (send: Query): Query =>
   function holding(config, values, callback) {
     const self = this as Pg.Client & Holding
-    const cb = (typeof values === "function" ? values : callback) as Callback | undefined
-    const submittable = typeof config === "object" && config !== null && "submit" in config
-    if (cb === undefined && !submittable)
+    const object = typeof config === "object" && config !== null ? (config as ConfigObject) : undefined
+    const text =
+      typeof config === "string" ? config : typeof object?.text === "string" ? object.text : undefined
+    const parameterless = isEmpty(values) && isEmpty(object?.values) && object?.name === undefined
+    const statements =
+      text !== undefined && parameterless && object?.submit === undefined ? holdable(text) : undefined
+    const prefix = self[held]
+    // The common case: nothing held, nothing to hold.
+    if (prefix === undefined && statements === undefined) return send.call(self, config, values, callback)
+
+    const cb = (
+      typeof values === "function"
+        ? values
+        : typeof callback === "function"
+          ? callback
+          : typeof object?.callback === "function"
+            ? object.callback
+            : undefined
+    ) as Callback | undefined
+    if (cb === undefined && object?.submit === undefined)
       return new Promise((resolve, reject) =>
-        holding.call(self, config, values, (err: Error | null | undefined, result: unknown) =>
-          err ? reject(err) : resolve(result),
+        holding.call(
+          self,
+          config,
+          Array.isArray(values) ? values : undefined,
+          (err: Error | null | undefined, result: unknown) => (err ? reject(err) : resolve(result)),
         ),
       )
-    if (typeof config === "string" && isEmpty(values) && deferrable.test(config)) {
-      self[held] = [...(self[held] ?? []), config]
-      cb?.(null, heldResult(config.trim().split(/\s/, 1)[0]!.toUpperCase()))
+
+    if (statements !== undefined) {
+      self[held] = [...(prefix ?? []), ...statements]
+      cb?.(null, heldAnswer(statements[0]!))
       return undefined
     }
-    const prefix = self[held]
     if (prefix === undefined) return send.call(self, config, values, callback)
-    self[held] = undefined
-    if (cb === undefined) {
-      // A submittable of its own (a cursor): the held text goes first, queued in order; should it
-      // fail, the transaction it opens is failed too, or there is none and the cursor runs alone.
-      ;(send.call(self, prefix.join("; ")) as Promise<unknown>).catch(() => {})
+
+    if (object?.submit !== undefined) {
+      // A submittable of its own (a cursor): the held text goes first, queued in order. Should it
+      // fail, the transaction it opens is failed and so is the cursor.
+      self[held] = undefined
+      ;(send.call(self, prefix.join(";\n")) as Promise<unknown>).catch(() => {})
       return send.call(self, config, values, callback)
     }
-    if (typeof config === "string" && isEmpty(values)) {
+    const notArray = (v: unknown) => v !== undefined && typeof v !== "function" && !Array.isArray(v)
+    if (text === undefined || notArray(values) || notArray(object?.values))
+      // Not a query node-postgres would send (it says why): held statements stay for the next.
+      return send.call(self, config, values, callback)
+
+    if (parameterless && transactionEnd.test(text)) {
+      self[held] = undefined
+      // The transaction never started: its end needs no round trip.
+      if (/^BEGIN$/i.test(prefix[0]!)) {
+        cb?.(null, heldAnswer(text.trim()))
+        return undefined
+      }
+      // Savepoints (and settings) of a transaction that ends now change nothing: dropped.
+      return send.call(self, config, values, callback)
+    }
+
+    self[held] = undefined
+    if (parameterless) {
       // Both simple: one text; the caller sees only its own statements' results.
-      const skip = prefix.reduce((n, text) => n + statementsOf(text).length, 0)
+      const joined = `${prefix.join(";\n")};\n${text}`
+      const own = (err: Error | null | undefined, result: unknown) => {
+        if (!Array.isArray(result)) return cb?.(err, result)
+        const mine = result.slice(prefix.length)
+        cb?.(err, mine.length === 1 ? mine[0] : mine)
+      }
       return send.call(
         self,
-        `${prefix.join("; ")}; ${config}`,
-        (err: Error | null | undefined, result: unknown) => {
-          if (!Array.isArray(result)) return cb(err, result)
-          const own = result.slice(skip)
-          cb(err, own.length === 1 ? own[0] : own)
-        },
+        object === undefined ? joined : { ...object, text: joined, callback: undefined },
+        own,
       )
     }
     const inner = new Pg.Query(
-      config as Pg.QueryConfig,
+      (object === undefined ? { text } : { ...object, callback: undefined }) as Pg.QueryConfig,
       Array.isArray(values) && values.length > 0 ? (values as []) : undefined,
       cb,
     )
-    return send.call(self, new Pipelined(prefix.flatMap(statementsOf), inner as unknown as Submittable))
+    return send.call(self, new Pipelined(prefix, inner as unknown as Submittable, object?.query_timeout))
   }
 
 /** For the pool's `release`: what a connection still holds was never sent; it is dropped. */

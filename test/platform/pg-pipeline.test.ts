@@ -108,4 +108,88 @@ describe("BEGIN and SAVEPOINT travel with the next statement", () => {
       await pool.end()
     }
   })
+
+  test("a transaction's end runs even when a held SAVEPOINT would fail: the connection comes back clean", async () => {
+    const { client } = await connect()
+    try {
+      await client.query("BEGIN")
+      await client.query("SELECT 1/$1::int", [0]).catch(() => undefined)
+      await client.query("SAVEPOINT in_a_failed_transaction")
+      const end = await client.query("COMMIT")
+      // A failed transaction's COMMIT answers ROLLBACK, as it does without holding.
+      expect(end.command).toBe("ROLLBACK")
+      const [after] = (await client.query<{ ok: number }>("SELECT $1::int AS ok", [1])).rows
+      expect(after?.ok).toBe(1)
+    } finally {
+      await client.end()
+    }
+  })
+
+  test("a transaction whose BEGIN is still held ends without a round trip", async () => {
+    const { client, roundTrips } = await connect()
+    try {
+      const before = roundTrips()
+      await client.query("BEGIN")
+      await client.query("SAVEPOINT nothing_done")
+      expect((await client.query("ROLLBACK")).command).toBe("ROLLBACK")
+      expect(roundTrips() - before).toBe(0)
+    } finally {
+      await client.end()
+    }
+  })
+
+  test("only BEGIN, SAVEPOINT and set_config are held: other texts are sent as they are", async () => {
+    const { client } = await connect()
+    try {
+      const ran = (await client.query(
+        `BEGIN; INSERT INTO ${table} VALUES (5); COMMIT`,
+      )) as unknown as Array<Pg.QueryResult>
+      expect(ran.map((r) => r.command)).toEqual(["BEGIN", "INSERT", "COMMIT"])
+      expect(await rows()).toEqual([5])
+      // A comment is not one of the forms either: sent at once, it cannot swallow what follows.
+      await client.query("BEGIN -- open")
+      expect((await client.query("COMMIT")).command).toBe("COMMIT")
+    } finally {
+      await admin.query(`DELETE FROM ${table}`)
+      await client.end()
+    }
+  })
+
+  test("a parameterless query object after a failing held statement answers the error and leaves the connection usable", async () => {
+    const { client } = await connect()
+    try {
+      await client.query("SAVEPOINT outside_any_transaction")
+      const failed = await client.query({ text: "SELECT 1 AS one", rowMode: "array", values: [] }).then(
+        () => undefined,
+        (e: Error) => e,
+      )
+      expect(failed?.message).toContain("SAVEPOINT can only be used in transaction blocks")
+      const [next] = (await client.query<{ ok: number }>("SELECT 3 AS ok")).rows
+      expect(next?.ok).toBe(3)
+      await client.query("BEGIN")
+      const arrays = await client.query({ text: "SELECT 1 AS one, 2 AS two", rowMode: "array" })
+      expect(arrays.rows).toEqual([[1, 2]])
+      await client.query("COMMIT")
+    } finally {
+      await client.end()
+    }
+  })
+
+  test("a query's own read timeout holds when held statements travel with it", async () => {
+    const { client } = await connect()
+    try {
+      await client.query("BEGIN")
+      const started = Date.now()
+      const failed = await client
+        .query({ text: "SELECT pg_sleep($1::float8)", values: [1.5], query_timeout: 200 } as Pg.QueryConfig)
+        .then(
+          () => undefined,
+          (e: Error) => e,
+        )
+      expect(failed?.message).toBe("Query read timeout")
+      expect(Date.now() - started).toBeLessThan(1_000)
+    } finally {
+      await client.end().catch(() => undefined)
+    }
+  })
 })
