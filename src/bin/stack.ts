@@ -15,8 +15,14 @@ const main = async (cmd: string | undefined): Promise<number> => {
   switch (cmd) {
     case "up": {
       const started = Date.now()
+      const external = stackEnvKeys.filter((k) => process.env[k])
       const env = await up()
       console.log(formatEnv(env))
+      // Said out loud: after `eval "$(bun run stack env)"` in this shell, up starts nothing.
+      if (external.length > 0)
+        process.stderr.write(
+          `[stack] using ${external.join(", ")} from the environment: nothing started for ${external.length === 1 ? "it" : "them"}\n`,
+        )
       process.stderr.write(`[stack] up in ${Date.now() - started} ms\n`)
       return 0
     }

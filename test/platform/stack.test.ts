@@ -89,6 +89,7 @@ describe("bun run stack", () => {
     const r = stack(["up"], external)
     expect(r.code).toBe(0)
     expect(r.out).toContain("REDIS_URL=redis://example.invalid:6379")
+    expect(r.err).toContain("[stack] using REDIS_URL from the environment: nothing started for it")
     const pids = status(external)
     expect(pids.redis).toBeUndefined()
     expect(pids.postgres).toBeNumber()
