@@ -1,9 +1,15 @@
 /**
  * `bun run bench [name] [flags]` — runs one benchmark (`bench/<name>.ts`, which exports its `flags`
  * and `run`) or lists them; `bun run bench <name> --help` lists its flags.
- * The embedded stack is started when the env vars are unset, as for every other command.
+ * The embedded stack is started when the env vars are unset, as for every other command. Each run
+ * gets a migrated database of its own on that server (DATABASE_URL names it while the bench runs),
+ * dropped when it ends.
  */
 import { readdirSync } from "node:fs"
+import { PgClient } from "@effect/sql-pg"
+import { Effect, Redacted } from "effect"
+import Pg from "pg"
+import { migrate } from "../src/platform/migrator.ts"
 import { ensureEnv } from "../src/platform/stack.ts"
 import { benchFlags, type Flags, type FlagValues } from "./options.ts"
 
@@ -33,5 +39,28 @@ const mod = (await import(`./${name}.ts`)) as {
 // Flags first: a bad one is a usage message, with nothing started.
 const flags = benchFlags(name, process.argv.slice(3), mod.flags)
 await ensureEnv()
-await mod.run(flags)
+
+// A migrated database of the run's own on the same server, dropped after: what a bench writes
+// (tenants, holdings, thousands of outbox events) never lands in the database `bun run services`
+// uses, whose relay would publish it all.
+const server = process.env.DATABASE_URL!
+const database = `bench_${name.replaceAll("-", "_")}_${Date.now().toString(36)}`
+const admin = new Pg.Client({ connectionString: server })
+await admin.connect()
+await admin.query(`CREATE DATABASE ${database}`)
+const scratch = new URL(server)
+scratch.pathname = `/${database}`
+process.env.DATABASE_URL = scratch.toString()
+try {
+  await Effect.runPromise(
+    migrate().pipe(
+      Effect.provide(PgClient.layer({ url: Redacted.make(scratch.toString()), maxConnections: 2 })),
+      Effect.scoped,
+    ),
+  )
+  await mod.run(flags)
+} finally {
+  await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => undefined)
+  await admin.end()
+}
 process.exit(0)
