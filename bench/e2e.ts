@@ -20,7 +20,6 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
 import { type Subprocess, spawn } from "bun"
 import { Effect, Layer, Redacted, Schedule } from "effect"
 import { runMain } from "../src/bin/main.ts"
@@ -30,7 +29,6 @@ import { portfolioConsumer } from "../src/hashinsight/consumers/portfolio.ts"
 import { updateMarketData } from "../src/hashinsight/ops/market-data.ts"
 import { createTenant } from "../src/http/tenants.ts"
 import { DbLayer, KafkaLayer, PlatformLive } from "../src/platform/layers.ts"
-import { migrate } from "../src/platform/migrator.ts"
 import {
   embeddedKafkaBrokers,
   freePort,
@@ -270,27 +268,11 @@ const child = (
       }),
   )
 
-/** A migrated database of the bench's own; its slot and the database go when the scope closes. */
-const scratch = Effect.gen(function* () {
-  const sql = yield* SqlClient.SqlClient
-  const name = `bench_e2e_${Date.now().toString(36)}`
-  yield* Effect.acquireRelease(sql.unsafe(`CREATE DATABASE ${name}`), () =>
-    Effect.gen(function* () {
-      yield* sql`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-                 WHERE database = ${name} AND NOT active`.pipe(
-        Effect.retry({ times: 30, schedule: Schedule.spaced("200 millis") }),
-      )
-      yield* sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    }).pipe(Effect.ignore),
-  )
-  const url = new URL(process.env.DATABASE_URL!)
-  url.pathname = `/${name}`
-  const layer = Layer.succeedContext(
-    yield* Layer.build(PgClient.layer({ url: Redacted.make(url.toString()), maxConnections: 4 })),
-  )
-  yield* migrate().pipe(Effect.provide(layer))
-  return { name, url: url.toString(), layer }
-})
+/** The run's own database, which bench/run.ts made and migrates, and drops with its slots after. */
+const database = () => {
+  const url = process.env.DATABASE_URL!
+  return { name: new URL(url).pathname.slice(1), url }
+}
 
 interface Outcome {
   readonly target: number
@@ -362,7 +344,7 @@ export const run = async (given: FlagValues<typeof flags>) => {
     const kafkaNote = kafka.private
       ? "a fresh librdkafka mock cluster of the bench's own (the mock scans a partition's whole history on every fetch, so a long-lived one gets slower)"
       : `KAFKA_BROKERS=${kafka.brokers}`
-    const db = yield* scratch
+    const db = database()
     const { tenant } = yield* Effect.gen(function* () {
       const tenant = yield* createTenant(`bench-e2e-${Date.now().toString(36)}`)
       // Portfolios get revenue figures, as in production: the tenant has market data.
@@ -373,7 +355,7 @@ export const run = async (given: FlagValues<typeof flags>) => {
         feesBtcPerBlock: 0.1,
       })
       return { tenant }
-    }).pipe(Effect.provide(Layer.merge(db.layer, Outbox.layer)))
+    }).pipe(Effect.provide(Outbox.layer))
     const apiKey = Redacted.value(tenant.apiKey)
     const port = yield* Effect.promise(freePort)
     const env = childEnv(db.url, port)
@@ -406,7 +388,7 @@ export const run = async (given: FlagValues<typeof flags>) => {
       Effect.retry(Schedule.spaced("200 millis").pipe(Schedule.upTo("60 seconds"))),
     )
 
-    const sql = yield* Effect.provide(SqlClient.SqlClient, db.layer)
+    const sql = yield* SqlClient.SqlClient
     const computedAt = (prefix: string) =>
       sql<{ user_id: string; at: number }>`
         SELECT user_id, extract(epoch FROM computed_at) * 1000 AS at FROM portfolios

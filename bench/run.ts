@@ -60,6 +60,16 @@ try {
   )
   await mod.run(flags)
 } finally {
+  // A relay's slot outlives its walsender for a moment and blocks the drop: dropped once inactive.
+  for (let i = 0; i < 30; i++) {
+    await admin.query(
+      "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active",
+      [database],
+    )
+    const left = await admin.query("SELECT 1 FROM pg_replication_slots WHERE database = $1", [database])
+    if (left.rowCount === 0) break
+    await Bun.sleep(200)
+  }
   await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => undefined)
   await admin.end()
 }

@@ -11,8 +11,8 @@
  * PostgreSQL runs them in order and skips the rest after an error up to the Sync, so nothing runs
  * outside what the caller asked for: a failed `BEGIN` never lets the statement run on its own. The
  * statement answers as if sent alone; an error of a held statement is that statement's error. A
- * parameterless statement that follows (COMMIT, ROLLBACK TO SAVEPOINT …) is sent with the held text
- * as one simple query instead, and answers only its own results.
+ * parameterless statement that follows (ROLLBACK TO SAVEPOINT …) is sent with the held text as one
+ * simple query instead, and answers only its own results.
  *
  * Only texts of exactly these forms are held, each statement alone or `;`-separated: `BEGIN`,
  * `SAVEPOINT <name>`, and `SELECT set_config('…', '…', true|false)[, set_config(…)]` after one of
