@@ -35,6 +35,7 @@ const pool = (url: Redacted.Redacted<string>, max: number) =>
       })
       // A broken idle connection is dropped by the pool; the next checkout reports any trouble.
       pool.on("error", () => {})
+      pool.on("connect", dropWhenFatal)
       pool.on("release", (_error, client) => dropHeld(client))
       yield* Effect.tryPromise({
         try: () => pool.query("SELECT 1"),
@@ -54,6 +55,24 @@ const pool = (url: Redacted.Redacted<string>, max: number) =>
     }),
     (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(1))),
   )
+
+/**
+ * A backend that sent FATAL (terminated, or the server shutting down) is gone, but node-postgres
+ * hands that error to the running query alone and keeps the client queryable until the socket's
+ * close arrives. Released in between, the client went back to the pool and straight to the next
+ * request waiting for a connection, which failed on it too. Marked at once, it is dropped on
+ * release: `_queryable` is the flag pg-pool checks there, and the one node-postgres clears itself
+ * when the socket fails.
+ */
+const dropWhenFatal = (client: Pg.PoolClient) => {
+  ;(client as unknown as Pg.Client).connection.prependListener(
+    "errorMessage",
+    (message: { readonly severity?: string }) => {
+      if (message.severity === "FATAL" || message.severity === "PANIC")
+        (client as unknown as { _queryable: boolean })._queryable = false
+    },
+  )
+}
 
 export const DbLive = Layer.unwrapEffect(
   Effect.map(AppConfig, (c) =>

@@ -7,6 +7,8 @@ import { Effect, Layer, Redacted } from "effect"
 import { Outbox } from "../../src/engine/outbox.ts"
 import { makeServer, type ServerOptions } from "../../src/http/server.ts"
 import { createTenant } from "../../src/http/tenants.ts"
+import { AppConfig, type AppConfigShape } from "../../src/platform/config.ts"
+import { DbLive } from "../../src/platform/db.ts"
 import { migrate } from "../../src/platform/migrator.ts"
 import { freePort } from "../../src/platform/stack.ts"
 import { clientFor, scratchDatabase, withClient } from "../support/database.ts"
@@ -62,6 +64,19 @@ export const startApi = (
     const base = `http://127.0.0.1:${port}`
     return { base, call: call(base) } satisfies Api
   })
+
+/**
+ * The production database layer (`DbLive`: our pool, its socket and statement cache) on `url`, for
+ * tests of what the pool does when connections break; `config` overrides the rest (`dbPoolMax`).
+ */
+export const poolOn = (url: string, config: Partial<Omit<AppConfigShape, "databaseUrl">> = {}) =>
+  Layer.unwrapEffect(
+    Effect.map(AppConfig, (base) =>
+      DbLive.pipe(
+        Layer.provide(Layer.succeed(AppConfig, { ...base, ...config, databaseUrl: Redacted.make(url) })),
+      ),
+    ),
+  ).pipe(Layer.provide(AppConfig.layer))
 
 /**
  * A migrated database of the test's own with a tenant in it: for tests that break the database
