@@ -14,6 +14,11 @@
  * 3. A rejected write (4xx problem) is rolled back to the savepoint and recorded instead, still
  *    under the lock, so its replay is identical. A store that cannot claim → 503, nothing run.
  *
+ * A connection lost before the COMMIT (a restart, a terminated backend) rolls everything back: 503,
+ * nothing executed. Lost during the COMMIT, the write may have committed with its record or not at
+ * all, and the 503 says so; the retry with the key answers that: the stored response, replayed, or
+ * a claim on a key that is free again (the lock died with the connection), executed once.
+ *
  * The lock is released only after the commit is visible, so the next holder's claim sees the
  * record; the primary key stays the final guard against a second execution. In-flight records
  * committed by the previous two-transaction protocol (rolling deploys) still answer 409 and are
@@ -216,9 +221,10 @@ const sendStored = (response: StoredResponse, replayed: boolean) =>
     headers: replayed ? { [replayedHeader]: "true" } : {},
   })
 
-/** The 503s of a keyed write, made once rather than per request. */
-const databaseDown = databaseUnavailable("database", { nothingExecuted: true })
-const storeDown = databaseUnavailable("idempotency store", { nothingExecuted: true })
+/** The 503s of a write, made once rather than per request. */
+const databaseDown = databaseUnavailable("database", { write: "unkeyed" })
+const keyedDatabaseDown = databaseUnavailable("database", { write: "keyed" })
+const storeDown = databaseUnavailable("idempotency store", { write: "keyed" })
 
 /** Request identity for key reuse: method, path with query, and the exact body bytes. */
 const fingerprintOf = (request: HttpServerRequest.HttpServerRequest) =>
@@ -272,7 +278,7 @@ export const idempotentWrite = <E extends Problem | SqlError.SqlError, R>(
             return Effect.fail(
               new IdempotencyInFlight({ detail: "this request's claim on its key was taken over" }),
             )
-          return isSqlError(e) ? databaseDown(e) : Effect.fail(e)
+          return isSqlError(e) ? keyedDatabaseDown(e) : Effect.fail(e)
         },
       ),
     )

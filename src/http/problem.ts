@@ -6,7 +6,7 @@
 import { HttpApiSchema, HttpServerResponse } from "@effect/platform"
 import type { SqlError } from "@effect/sql"
 import { Effect, Schema } from "effect"
-import { isPoolExhausted } from "../platform/db.ts"
+import { isCommitOutcomeUnknown, isPoolExhausted } from "../platform/db.ts"
 
 export const problemBase = "https://hashinsight.dev/problems"
 export const problemContentType = "application/problem+json"
@@ -107,30 +107,44 @@ export class UnknownCrmAccount extends Schema.TaggedError<UnknownCrmAccount>()(
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
   "ServiceUnavailable",
   problemFields("unavailable", 503, "Service temporarily unavailable"),
-  asProblem(503, "A backing store is unavailable; nothing was executed, retry later"),
+  asProblem(
+    503,
+    "A backing store is unavailable; nothing was executed (unless `detail` says the write may have been: retry it with the same Idempotency-Key), retry later",
+  ),
 ) {}
 
 /**
  * A failed database statement as the client's 503, logged: every route answers it the same way. A
  * full pool (every connection busy past the wait) says the API is overloaded, not that the
- * database is down.
+ * database is down. A write's 503 says that nothing was executed, except when the connection was
+ * lost during its COMMIT: then it may have been, and only a retry with the same Idempotency-Key can
+ * tell (it answers the stored response if the write committed, and executes it if not).
  */
 export const databaseUnavailable =
-  (what: string, options: { readonly nothingExecuted?: boolean } = {}) =>
+  (what: string, options: { readonly write?: "keyed" | "unkeyed" } = {}) =>
   (e: SqlError.SqlError) => {
     const overloaded = isPoolExhausted(e)
-    const detail = overloaded
+    const unavailable = overloaded
       ? "the API is overloaded: every database connection stayed busy past the wait"
       : `the ${what} is unavailable`
+    const detail =
+      options.write === undefined
+        ? unavailable
+        : isCommitOutcomeUnknown(e)
+          ? commitLost[options.write]
+          : `${unavailable}; nothing was executed`
     return Effect.zipRight(
       Effect.logWarning(overloaded ? "no database connection came free in time" : `${what} failed`, e),
-      Effect.fail(
-        new ServiceUnavailable({
-          detail: options.nothingExecuted ? `${detail}; nothing was executed` : detail,
-        }),
-      ),
+      Effect.fail(new ServiceUnavailable({ detail })),
     )
   }
+
+const lost = "the database connection was lost while the write committed: it may have been executed"
+/** What a write whose COMMIT went unanswered is told, by whether it came with an Idempotency-Key. */
+const commitLost = {
+  keyed: `${lost}; retry with the same Idempotency-Key to learn its outcome`,
+  unkeyed: `${lost}; only writes sent with an Idempotency-Key can be retried safely`,
+} as const
 
 /** How long a 503's client is asked to wait before retrying (`Retry-After`, seconds). */
 export const retryAfterSeconds = 1

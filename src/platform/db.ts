@@ -3,7 +3,7 @@
  * (created by migration 003): `hashinsight_app` — no superuser, no BYPASSRLS — for tenant work,
  * and the connecting (operator) role for the relay, migrations and operator tools.
  */
-import { SqlClient, SqlError } from "@effect/sql"
+import { SqlClient, type SqlConnection, SqlError } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, FiberRef, Layer, Option, Redacted, Scope } from "effect"
 import Pg from "pg"
@@ -106,12 +106,51 @@ const setTenantStatement = (tenantId: string) =>
   `SELECT set_config('role', '${appRole}', true), set_config('app.tenant_id', '${tenantId}', true)`
 
 /**
- * A transaction that opens with the role and tenant already set: `BEGIN; SELECT set_config(…)` is
- * held by the connection and sent with the transaction's first statement (pg-pipeline.ts), so it
- * costs no round trip of its own. Only a UUID-shaped tenant id is ever written into the text
- * (checked by the caller); anything else takes the parameterized path.
+ * A COMMIT that failed without the server rejecting it: the connection was lost while the
+ * transaction ended (a restart, a terminated backend, a crash), and it may have committed — the
+ * commit record written, the reply lost. Only what the transaction stored can tell (for a keyed
+ * write its Idempotency-Key record, which a retry with the key reads). A SqlError still, so whatever
+ * handles those handles it.
  */
-const tenantTransaction = (tenantId: string) =>
+export class CommitOutcomeUnknown extends SqlError.SqlError {}
+
+export const isCommitOutcomeUnknown = (e: SqlError.SqlError) => e instanceof CommitOutcomeUnknown
+
+/**
+ * A failed COMMIT or ROLLBACK on its way out of `makeWithTransaction`, which turns it into a defect:
+ * a connection lost mid-transaction would be an unexpected error (a 500) rather than the database
+ * failure it is. `withTenant` makes it the SqlError again.
+ */
+class TransactionEndFailed {
+  constructor(readonly error: SqlError.SqlError) {}
+}
+
+/** An ERROR in answer to COMMIT means the server rolled the transaction back. */
+const rejectedByServer = (e: SqlError.SqlError) =>
+  (e.cause as { readonly severity?: unknown } | undefined)?.severity === "ERROR"
+
+const endTransaction = (conn: SqlConnection.Connection, statement: string) =>
+  conn.executeUnprepared(statement, [], undefined).pipe(
+    Effect.catchAll((e) =>
+      Effect.die(
+        new TransactionEndFailed(
+          statement !== "COMMIT" || rejectedByServer(e)
+            ? e
+            : new CommitOutcomeUnknown({
+                cause: e.cause,
+                message: "Connection lost during COMMIT: the transaction may have committed",
+              }),
+        ),
+      ),
+    ),
+  )
+
+/**
+ * A transaction whose BEGIN (or SAVEPOINT, nested) is followed by `opening` in the same text. With
+ * the role and tenant set there, `BEGIN; SELECT set_config(…)` is held by the connection and sent
+ * with the transaction's first statement (pg-pipeline.ts), so it costs no round trip of its own.
+ */
+const transactionOpening = (opening: string) =>
   Effect.map(SqlClient.SqlClient, (sql) =>
     SqlClient.makeWithTransaction({
       transactionTag: SqlClient.TransactionConnection,
@@ -119,15 +158,23 @@ const tenantTransaction = (tenantId: string) =>
       acquireConnection: Effect.flatMap(Scope.make(), (scope) =>
         Effect.map(Scope.extend(sql.reserve, scope), (conn) => [scope, conn] as const),
       ),
-      begin: (conn) => conn.executeUnprepared(`BEGIN; ${setTenantStatement(tenantId)}`, [], undefined),
-      savepoint: (conn, id) =>
-        conn.executeUnprepared(`SAVEPOINT effect_sql_${id}; ${setTenantStatement(tenantId)}`, [], undefined),
-      commit: (conn) => conn.executeUnprepared("COMMIT", [], undefined),
-      rollback: (conn) => conn.executeUnprepared("ROLLBACK", [], undefined),
-      rollbackSavepoint: (conn, id) =>
-        conn.executeUnprepared(`ROLLBACK TO SAVEPOINT effect_sql_${id}`, [], undefined),
+      begin: (conn) => conn.executeUnprepared(`BEGIN${opening}`, [], undefined),
+      savepoint: (conn, id) => conn.executeUnprepared(`SAVEPOINT effect_sql_${id}${opening}`, [], undefined),
+      commit: (conn) => endTransaction(conn, "COMMIT"),
+      rollback: (conn) => endTransaction(conn, "ROLLBACK"),
+      rollbackSavepoint: (conn, id) => endTransaction(conn, `ROLLBACK TO SAVEPOINT effect_sql_${id}`),
     }),
   )
+
+/** `self` in a transaction opened by `opening`; a failed end fails it with that SqlError. */
+const inTransactionOpening =
+  (opening: string) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    Effect.flatMap(transactionOpening(opening), (transaction) => transaction(self)).pipe(
+      Effect.catchSomeDefect((defect) =>
+        defect instanceof TransactionEndFailed ? Option.some(Effect.fail(defect.error)) : Option.none(),
+      ),
+    )
 
 /** The same settings as a parameterized statement, in the caller's open transaction. */
 const setTenant = (sql: SqlClient.SqlClient, tenantId: string) =>
@@ -169,9 +216,10 @@ export const withTenant =
       const body = Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (tx) =>
         Effect.locally(self, tenantOfTransaction, { tx: Option.getOrUndefined(tx), tenantId }),
       )
+      // Only a UUID-shaped tenant id is ever written into the text; anything else is a parameter.
       const inTransaction = uuidShape.test(tenantId)
-        ? Effect.flatMap(tenantTransaction(tenantId), (transaction) => transaction(body))
-        : sql.withTransaction(Effect.zipRight(setTenant(sql, tenantId), body))
+        ? inTransactionOpening(`; ${setTenantStatement(tenantId)}`)(body)
+        : inTransactionOpening("")(Effect.zipRight(setTenant(sql, tenantId), body))
       if (serving === undefined) return yield* inTransaction
       // The savepoint's setting outlives it when it succeeds: put the outer tenant back.
       return yield* Effect.tap(inTransaction, () => setTenant(sql, serving))

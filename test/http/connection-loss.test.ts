@@ -1,6 +1,8 @@
 /**
- * A keyed write whose database connection is lost: answered 503 with Retry-After, and a retry with
- * the same key executes the write exactly once.
+ * A keyed write whose database connection is lost at each step where it can be: the tenant lookup,
+ * the idempotency completion, the COMMIT before the server has it and after it committed. Each is
+ * answered 503 with Retry-After, and a retry with the same key executes the write exactly once.
+ * Only a loss during the COMMIT leaves the outcome open, and its 503 says so.
  */
 import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
@@ -8,9 +10,13 @@ import { Deferred, Effect, Fiber, Redacted, Schedule } from "effect"
 import { createTenant } from "../../src/http/tenants.ts"
 import { effectTest } from "../support/effect.ts"
 import { uniqueId } from "../support/ids.ts"
+import { pgProxy } from "../support/pg-proxy.ts"
 import { addMinerBody, poolOn, scratchTenant, startApi } from "./support.ts"
 
 const unavailable = "https://hashinsight.dev/problems/unavailable"
+const mayHaveExecuted =
+  "the database connection was lost while the write committed: it may have been executed; retry with the same Idempotency-Key to learn its outcome"
+
 /** A scratch tenant, statements run there as the operator, and its writes counted by user. */
 const setup = Effect.gen(function* () {
   const scratch = yield* scratchTenant
@@ -60,7 +66,14 @@ const setup = Effect.gen(function* () {
     )
   /** Ends a backend as pg_terminate_backend does (what a server shutdown does to every session). */
   const terminate = (pid: number) => query(`SELECT pg_terminate_backend(${pid}, 10000)`)
-  return { ...scratch, query, executed, holding, backendWhere, terminate }
+  /** Waits until no backend holds a key's claim: a connection the server has not noticed is lost. */
+  const claimsReleased = query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+  ).pipe(
+    Effect.filterOrFail((rows) => rows[0]!.n === 0),
+    Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("10 seconds"))),
+  )
+  return { ...scratch, query, executed, holding, backendWhere, terminate, claimsReleased }
 })
 
 const postAs =
@@ -84,6 +97,107 @@ const problemOf = (reply: { status: number; headers: Headers; json: unknown }) =
 })
 
 describe("a write whose database connection is lost", () => {
+  effectTest("at the idempotency completion: 503, nothing executed; the retry executes once", () =>
+    Effect.gen(function* () {
+      const t = yield* setup
+      const api = yield* startApi(poolOn(t.db.url))
+      const post = postAs(api, t.key)
+      // The completion (the record's UPDATE) waits on a lock the test holds, and is terminated there.
+      yield* t.query(`CREATE FUNCTION wait_for_test() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NEW; END $$`)
+      yield* t.query(`CREATE TRIGGER completion_waits BEFORE UPDATE ON idempotency_records
+          FOR EACH ROW EXECUTE FUNCTION wait_for_test()`)
+      const release = yield* t.holding("SELECT pg_advisory_xact_lock(4242)")
+      const write = yield* Effect.fork(post("k-completion"))
+      yield* t.terminate(
+        yield* t.backendWhere("wait_event = 'advisory' AND query LIKE '%UPDATE idempotency_records%'"),
+      )
+      expect(problemOf(yield* Fiber.join(write))).toEqual({
+        status: 503,
+        retryAfter: "1",
+        type: unavailable,
+        detail: "the database is unavailable; nothing was executed",
+      })
+      expect(yield* t.executed("k-completion")).toEqual({ miners: 0, events: 0, records: 0 })
+
+      yield* release
+      const retried = yield* post("k-completion")
+      expect([retried.status, retried.headers.get("idempotent-replayed")]).toEqual([201, null])
+      expect((yield* post("k-completion")).headers.get("idempotent-replayed")).toBe("true")
+      expect(yield* t.executed("k-completion")).toEqual({ miners: 1, events: 1, records: 1 })
+    }),
+  )
+
+  effectTest(
+    "at COMMIT, before the server has it: 503 saying it may have executed; the retry executes it once",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* setup
+        const proxy = yield* pgProxy(t.db.url)
+        const api = yield* startApi(poolOn(proxy.url))
+        const post = postAs(api, t.key)
+        const cut = yield* proxy.cutNextCommit("before")
+        expect(problemOf(yield* post("k-commit-before"))).toEqual({
+          status: 503,
+          retryAfter: "1",
+          type: unavailable,
+          detail: mayHaveExecuted,
+        })
+        yield* cut
+        yield* t.claimsReleased
+        expect(yield* t.executed("k-commit-before")).toEqual({ miners: 0, events: 0, records: 0 })
+        const retried = yield* post("k-commit-before")
+        expect([retried.status, retried.headers.get("idempotent-replayed")]).toEqual([201, null])
+        expect(yield* t.executed("k-commit-before")).toEqual({ miners: 1, events: 1, records: 1 })
+      }),
+  )
+
+  effectTest(
+    "at COMMIT, after it committed (the reply lost): 503 saying it may have executed; the retry answers the stored response",
+    () =>
+      Effect.gen(function* () {
+        const t = yield* setup
+        const proxy = yield* pgProxy(t.db.url)
+        const api = yield* startApi(poolOn(proxy.url))
+        const post = postAs(api, t.key)
+        const cut = yield* proxy.cutNextCommit("after")
+        expect(problemOf(yield* post("k-commit-after"))).toEqual({
+          status: 503,
+          retryAfter: "1",
+          type: unavailable,
+          detail: mayHaveExecuted,
+        })
+        yield* cut
+        expect(yield* t.executed("k-commit-after")).toEqual({ miners: 1, events: 1, records: 1 })
+        const retried = yield* post("k-commit-after")
+        expect([retried.status, retried.headers.get("idempotent-replayed")]).toEqual([201, "true"])
+        expect(yield* t.executed("k-commit-after")).toEqual({ miners: 1, events: 1, records: 1 })
+      }),
+  )
+
+  effectTest("at COMMIT of a write without a key: 503 saying it may have executed", () =>
+    Effect.gen(function* () {
+      const t = yield* setup
+      const proxy = yield* pgProxy(t.db.url)
+      const api = yield* startApi(poolOn(proxy.url))
+      const cut = yield* proxy.cutNextCommit("after")
+      const reply = yield* api.call("/api/miners", {
+        method: "POST",
+        key: t.key,
+        body: addMinerBody({ userId: "no-key" }),
+      })
+      expect(problemOf(reply)).toEqual({
+        status: 503,
+        retryAfter: "1",
+        type: unavailable,
+        detail:
+          "the database connection was lost while the write committed: it may have been executed; only writes sent with an Idempotency-Key can be retried safely",
+      })
+      yield* cut
+      expect(yield* t.executed("no-key")).toEqual({ miners: 1, events: 1, records: 0 })
+    }),
+  )
+
   effectTest(
     "at the tenant lookup: 503; the request waiting for that connection gets a working one; the retry executes once",
     () =>
