@@ -11,7 +11,7 @@ import { createTenant } from "../../src/http/tenants.ts"
 import { effectTest } from "../support/effect.ts"
 import { uniqueId } from "../support/ids.ts"
 import { pgProxy } from "../support/pg-proxy.ts"
-import { addMinerBody, poolOn, scratchTenant, startApi } from "./support.ts"
+import { type Api, addMinerBody, poolOn, type Reply, scratchTenant, startApi } from "./support.ts"
 
 const unavailable = "https://hashinsight.dev/problems/unavailable"
 const mayHaveExecuted =
@@ -76,20 +76,15 @@ const setup = Effect.gen(function* () {
   return { ...scratch, query, executed, holding, backendWhere, terminate, claimsReleased }
 })
 
-const postAs =
-  (
-    api: { call: (path: string, init: RequestInit & { key?: string }) => Effect.Effect<unknown> },
-    key: string,
-  ) =>
-  (idempotencyKey: string) =>
-    api.call("/api/miners", {
-      method: "POST",
-      key,
-      body: addMinerBody({ userId: idempotencyKey }),
-      headers: { "idempotency-key": idempotencyKey },
-    }) as Effect.Effect<{ status: number; headers: Headers; json: unknown; text: string }>
+const postAs = (api: Api, key: string) => (idempotencyKey: string) =>
+  api.call("/api/miners", {
+    method: "POST",
+    key,
+    body: addMinerBody({ userId: idempotencyKey }),
+    headers: { "idempotency-key": idempotencyKey },
+  })
 
-const problemOf = (reply: { status: number; headers: Headers; json: unknown }) => ({
+const problemOf = (reply: Reply) => ({
   status: reply.status,
   retryAfter: reply.headers.get("retry-after"),
   type: (reply.json as { type?: string }).type,
