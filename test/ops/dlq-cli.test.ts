@@ -57,14 +57,14 @@ describe("dlq CLI arguments", () => {
 
 describe("dlq stats, list, show", () => {
   effectTest(
-    "stats counts by topic, group and error tag, replay states, oldest pending age and the windowed DLQ rate",
+    "stats counts by topic, group and error tag, replay states, the deliveries entries stand for, oldest pending age and the windowed DLQ rate",
     () =>
       Effect.gen(function* () {
         const db = yield* migratedScratch
         const env = { DATABASE_URL: db.url }
         yield* Effect.gen(function* () {
           yield* insertDlq([
-            { group: "g-a", topic: "events.a", errorTag: "HandlerFailed", hoursAgo: 3 },
+            { group: "g-a", topic: "events.a", errorTag: "HandlerFailed", hoursAgo: 3, occurrences: 4 },
             {
               group: "g-a",
               topic: "events.a",
@@ -95,7 +95,14 @@ describe("dlq stats, list, show", () => {
 
         const s = yield* cliJson<DlqStatsReport & { retryPolicies: unknown }>(["stats"], env)
         expect(s.windowHours).toBe(24)
-        expect(s.totals).toEqual({ total: 5, pending: 2, replaying: 1, replayed: 1, failed: 1 })
+        expect(s.totals).toEqual({
+          total: 5,
+          pending: 2,
+          replaying: 1,
+          replayed: 1,
+          failed: 1,
+          occurrences: 8,
+        })
         expect(s.oldestPendingSeconds! / 3600).toBeCloseTo(30, 1)
         expect(s.breakdown).toEqual([
           {
@@ -107,6 +114,7 @@ describe("dlq stats, list, show", () => {
             replaying: 0,
             replayed: 1,
             failed: 0,
+            occurrences: 5,
           },
           {
             topic: "events.b",
@@ -117,6 +125,7 @@ describe("dlq stats, list, show", () => {
             replaying: 1,
             replayed: 0,
             failed: 0,
+            occurrences: 2,
           },
           {
             topic: "events.a",
@@ -127,6 +136,7 @@ describe("dlq stats, list, show", () => {
             replaying: 0,
             replayed: 0,
             failed: 1,
+            occurrences: 1,
           },
         ])
         // Last 24 h: g-a 3 dead-lettered / 8 processed, g-b 1 / 4.
@@ -143,10 +153,13 @@ describe("dlq stats, list, show", () => {
 
         const text = yield* cli(["stats"], env)
         expect(text.code).toBe(0)
-        expect(text.stdout).toContain("DLQ entries: 5 (pending 2, replaying 1, replayed 1, failed again 1)")
+        expect(text.stdout).toContain(
+          "DLQ entries: 5 (pending 2, replaying 1, replayed 1, failed again 1) from 8 failed deliveries",
+        )
         expect(text.stdout).toContain("Oldest pending: 1d 6h")
         expect(text.stdout).toContain("Last 24 h: 4 dead-lettered / 12 processed = DLQ rate 33.33%")
-        expect(text.stdout).toMatch(/events\.a\s+g-a\s+DecodeFailed\s+1\s+0\s+0\s+0\s+1/)
+        expect(text.stdout).toMatch(/events\.a\s+g-a\s+HandlerFailed\s+2\s+1\s+0\s+1\s+0\s+5/)
+        expect(text.stdout).toMatch(/events\.a\s+g-a\s+DecodeFailed\s+1\s+0\s+0\s+0\s+1\s+1/)
       }),
     { timeout: 30_000 },
   )
@@ -158,7 +171,7 @@ describe("dlq stats, list, show", () => {
         const db = yield* migratedScratch
         const env = { DATABASE_URL: db.url }
         const ids = yield* insertDlq([
-          { group: "g-a", topic: "events.a", hoursAgo: 1 },
+          { group: "g-a", topic: "events.a", hoursAgo: 1, occurrences: 3 },
           { group: "g-a", topic: "events.b", hoursAgo: 1 },
           { group: "g-b", topic: "events.a", hoursAgo: 1, replayStatus: "replayed" },
           { group: "g-a", topic: "events.a", hoursAgo: 50 },
@@ -177,7 +190,8 @@ describe("dlq stats, list, show", () => {
 
         const text = yield* cli(["list", "--limit", "2"], env)
         expect(text.code).toBe(0)
-        expect(text.stdout).toMatch(/^ID\s+FAILED AT\s+TOPIC\s+GROUP\s+TYPE\s+ERROR/)
+        expect(text.stdout).toMatch(/^ID\s+FAILED AT\s+TOPIC\s+GROUP\s+TYPE\s+ERROR\s+ATT\s+COUNT\s+STATUS/)
+        expect(text.stdout).toMatch(new RegExp(`\\n\\s*${a}\\s.*HandlerFailed\\s+1\\s+3\\s+pending`))
         expect(text.stdout).toContain(`More may follow: add --after ${b}`)
         const bad = yield* cli(["list", "--status", "lost"], env)
         expect(bad.code).toBe(2)
@@ -186,7 +200,7 @@ describe("dlq stats, list, show", () => {
   )
 
   effectTest(
-    "show prints one entry whole with its value decoded; an unknown id exits 1 with one line",
+    "show prints one entry whole with its value decoded and its count of failed deliveries; an unknown id exits 1 with one line",
     () =>
       Effect.gen(function* () {
         const db = yield* migratedScratch
@@ -204,6 +218,7 @@ describe("dlq stats, list, show", () => {
             errorTag: "Fatal",
             errorMessage: "unknown model",
             attempts: 4,
+            occurrences: 6,
             partition: 2,
             offset: 41,
           },
@@ -223,12 +238,14 @@ describe("dlq stats, list, show", () => {
           errorTag: "Fatal",
           errorMessage: "unknown model",
           attempts: 4,
+          occurrences: 6,
           replayStatus: "pending",
           replayCount: 0,
           history: [],
         })
         const text = yield* cli(["show", String(id)], env)
         expect(text.stdout).toContain("error:             Fatal: unknown model")
+        expect(text.stdout).toContain("occurrences:       6")
         expect(text.stdout).toContain('"minerId": "m7"')
         expect(text.stdout).toContain("events.a [partition 2] @ offset 41")
 

@@ -101,6 +101,7 @@ const scenario = (env: Record<string, string>) =>
         replaying: 0,
         replayed: 0,
         failed: 0,
+        occurrences: 3,
       },
     ])
     expect(before.windowByGroup.find((g) => g.consumerGroup === group)).toEqual({
@@ -160,6 +161,7 @@ const scenario = (env: Record<string, string>) =>
         replaying: 0,
         replayed: 2,
         failed: 1,
+        occurrences: 3,
       },
     ])
   })

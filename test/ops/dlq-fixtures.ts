@@ -26,6 +26,7 @@ export interface DlqRow {
   readonly errorTag?: string
   readonly errorMessage?: string
   readonly attempts?: number
+  readonly occurrences?: number
   readonly partition?: number
   readonly offset?: number
   readonly hoursAgo?: number
@@ -56,8 +57,10 @@ export const insertDlq = (rows: ReadonlyArray<DlqRow>) =>
           error_tag: r.errorTag ?? "HandlerFailed",
           error_message: r.errorMessage ?? "boom",
           attempts: r.attempts ?? 1,
+          occurrences: r.occurrences ?? 1,
           tenant_id: testTenant,
           failed_at: new Date(Date.now() - (r.hoursAgo ?? 0) * 3_600_000),
+          last_failed_at: new Date(Date.now() - (r.hoursAgo ?? 0) * 3_600_000),
           replay_status: r.replayStatus ?? "pending",
         }
       }),

@@ -28,7 +28,7 @@ describe("dlq output formatting", () => {
   test("stats show each group's retry policy with its nominal delays", () => {
     const report: DlqStatsReport = {
       windowHours: 24,
-      totals: { total: 0, pending: 0, replaying: 0, replayed: 0, failed: 0 },
+      totals: { total: 0, pending: 0, replaying: 0, replayed: 0, failed: 0, occurrences: 0 },
       oldestPendingSeconds: null,
       breakdown: [],
       window: { dlq: 0, processed: 0, rate: null },

@@ -119,6 +119,29 @@ describe("dlq replay", () => {
   )
 
   effectTest(
+    "a replayed entry sent again by id while a fresh failure of its event has an open entry is sent and stays replayed",
+    () =>
+      Effect.gen(function* () {
+        const db = yield* migratedScratch
+        const topic = uniqueId("dlq-twin")
+        const group = uniqueId("g")
+        const eventId = crypto.randomUUID()
+        const [old, open] = (yield* insertDlq([
+          { group, topic, eventId, replayStatus: "replayed" },
+          { group, topic, eventId },
+        ]).pipe(withClient(db.url))) as [number, number]
+        const summary = yield* cliJson<Summary>(["replay", "--id", String(old)], { DATABASE_URL: db.url })
+        expect(summary).toMatchObject({ sent: 1, failed: 0 })
+        const [record] = yield* consumeAll(topic, 1)
+        expect(header(record!, replayDlqIdHeader)).toBe(String(old))
+        const rows = new Map((yield* rowsOf(db.url)).map((r) => [Number(r.id), r]))
+        expect(rows.get(old)).toMatchObject({ replay_status: "replayed", replay_count: 1 })
+        expect(rows.get(open)).toMatchObject({ replay_status: "pending", replay_count: 0 })
+      }),
+    { timeout: 60_000 },
+  )
+
+  effectTest(
     "a dry run lists what would be replayed and changes nothing, in the database or in Kafka",
     () =>
       Effect.gen(function* () {

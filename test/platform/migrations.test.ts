@@ -43,6 +43,128 @@ describe("bun run migrate", () => {
     }),
   )
 
+  effectTest(
+    "041 folds the open DLQ rows of each record into one (count summed, first failure, latest error, histories joined), as-is with psql -f and again through the migrator; then the unique rule holds",
+    () =>
+      Effect.gen(function* () {
+        const db = yield* scratchDatabase
+        const before = mkdtempSync(join(tmpdir(), "migrations-"))
+        for (const f of readdirSync(migrationsDir).filter((n) => n.endsWith(".sql") && n < "041"))
+          cpSync(join(migrationsDir, f), join(before, f))
+        yield* migrate(before).pipe(withClient(db.url))
+        const at = (hour: number) => new Date(Date.UTC(2026, 0, 1, hour))
+        const e1 = crypto.randomUUID()
+        const e2 = crypto.randomUUID()
+        const rows: Record<string, Record<string, unknown>> = {
+          replayed: { event_id: e1, failed_at: at(1), replay_status: "replayed", error_message: "old" },
+          b: { event_id: e1, failed_at: at(3), attempts: 1, error_message: "e-b" },
+          c: { event_id: e1, failed_at: at(4), attempts: 2, error_message: "e-c" },
+          d: { event_id: e1, failed_at: at(5), attempts: 3, error_message: "e-d" },
+          e: { event_id: e2, failed_at: at(3), error_message: "e-e" },
+          f: {
+            event_id: e2,
+            failed_at: at(4),
+            replay_status: "failed",
+            replay_count: 1,
+            history: JSON.stringify([{ error_message: "h-f" }]),
+            error_message: "e-f",
+          },
+          g: {
+            event_id: e2,
+            failed_at: at(5),
+            replay_status: "replaying",
+            replay_count: 2,
+            history: JSON.stringify([{ error_message: "h-g" }]),
+            error_message: "e-g",
+          },
+          otherGroup: { event_id: e1, consumer_group: "g2", failed_at: at(3), error_message: "e-h" },
+          i: { event_id: null, offset: 10, failed_at: at(3), error_message: "e-i" },
+          j: { event_id: null, offset: 10, failed_at: at(4), error_message: "e-j" },
+          k: { event_id: null, offset: 11, failed_at: at(3), error_message: "e-k" },
+        }
+        const ids = yield* Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const ids: Record<string, string> = {}
+          for (const [name, row] of Object.entries(rows)) {
+            const [inserted] = yield* sql<{ id: string }>`INSERT INTO event_dlq ${sql.insert({
+              consumer_group: "g1",
+              topic: "events.t",
+              partition: 0,
+              offset: 1,
+              error_tag: "Fatal",
+              ...row,
+            })} RETURNING id::text`
+            ids[name] = inserted!.id
+          }
+          return ids
+        }).pipe(withClient(db.url))
+
+        const folded = Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) => sql<Record<string, unknown>>`SELECT id::text, replay_status, occurrences, failed_at,
+              last_failed_at, error_message, attempts, replay_count, history
+            FROM event_dlq ORDER BY event_dlq.id`,
+        ).pipe(withClient(db.url))
+        const entry = (name: string, fields: Record<string, unknown>) => ({
+          id: ids[name],
+          replay_status: "pending",
+          occurrences: 1,
+          attempts: 1,
+          replay_count: 0,
+          history: [],
+          ...fields,
+        })
+        const expected = [
+          entry("replayed", {
+            replay_status: "replayed",
+            failed_at: at(1),
+            last_failed_at: at(1),
+            error_message: "old",
+          }),
+          entry("b", {
+            occurrences: 3,
+            failed_at: at(3),
+            last_failed_at: at(5),
+            error_message: "e-d",
+            attempts: 3,
+          }),
+          entry("g", {
+            replay_status: "replaying",
+            occurrences: 3,
+            failed_at: at(3),
+            last_failed_at: at(5),
+            error_message: "e-g",
+            replay_count: 3,
+            history: [{ error_message: "h-f" }, { error_message: "h-g" }],
+          }),
+          entry("otherGroup", { failed_at: at(3), last_failed_at: at(3), error_message: "e-h" }),
+          entry("i", { occurrences: 2, failed_at: at(3), last_failed_at: at(4), error_message: "e-j" }),
+          entry("k", { failed_at: at(3), last_failed_at: at(3), error_message: "e-k" }),
+        ]
+
+        const file = join(migrationsDir, "041_dlq_dedup.sql")
+        const r = spawnSync("psql", [db.url, "-v", "ON_ERROR_STOP=1", "-q", "-f", file], {
+          encoding: "utf8",
+          env: { ...process.env, PGOPTIONS: "-c client_min_messages=warning" },
+        })
+        expect({ code: r.status, err: r.stderr.trim() }).toEqual({ code: 0, err: "" })
+        expect(yield* folded).toEqual(expected)
+        // The migrator, which has no record of the psql run, applies it once more: nothing changes.
+        const applied = yield* migrate().pipe(withClient(db.url))
+        expect(applied.applied).toContain("041_dlq_dedup.sql")
+        expect(yield* folded).toEqual(expected)
+
+        const duplicate = yield* Effect.flatMap(
+          SqlClient.SqlClient,
+          (
+            sql,
+          ) => sql`INSERT INTO event_dlq (event_id, consumer_group, topic, partition, "offset", error_tag, error_message)
+            VALUES (${e1}, 'g1', 'events.t', 0, 2, 'Fatal', 'again')`,
+        ).pipe(withClient(db.url), Effect.flip)
+        expect(String((duplicate.cause as { code?: string }).code)).toBe("23505")
+      }),
+  )
+
   effectTest("each file also runs as-is with psql -f, in order", () =>
     Effect.gen(function* () {
       const db = yield* scratchDatabase

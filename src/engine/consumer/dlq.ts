@@ -4,6 +4,11 @@
  * `x-replay-dlq-id`; the consumer of that group marks the row `replayed` in the same transaction as
  * the effects, or — when it fails again — updates that row (never a new one) and keeps the earlier
  * failure in `history`. These writes run as the connecting role: a malformed record may have no tenant.
+ *
+ * A record has at most one open (not yet replayed) entry (migration 041): its event id within the
+ * group, or — without a usable event id — its topic, partition and offset. Delivered again, it
+ * counts a repeat on that entry (`occurrences`, `last_failed_at`, the latest error); two members
+ * dead-lettering it at once (a rebalance) meet in the unique index and count two.
  */
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
@@ -33,9 +38,23 @@ export interface ReplayFailure {
   readonly attempts: number
 }
 
+export interface Written {
+  readonly id: string
+  /** 1 for a new entry; more when the record's open entry counted this failure as a repeat. */
+  readonly occurrences: number
+}
+
+const repeat = `DO UPDATE SET occurrences = event_dlq.occurrences + 1, last_failed_at = now(),
+  error_tag = excluded.error_tag, error_message = excluded.error_message, attempts = excluded.attempts`
+
 export const writeDeadLetter = Effect.fn("Dlq.write")(function* (d: DeadLetter) {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<{ id: string }>`
+  // The conflict targets repeat the partial indexes' columns and predicates, as inference requires.
+  const identity =
+    d.eventId === null
+      ? `(consumer_group, topic, partition, "offset") WHERE event_id IS NULL AND replay_status <> 'replayed'`
+      : `(consumer_group, event_id) WHERE event_id IS NOT NULL AND replay_status <> 'replayed'`
+  const rows = yield* sql<Written>`
     INSERT INTO event_dlq ${sql.insert({
       event_id: d.eventId,
       consumer_group: d.group,
@@ -51,9 +70,21 @@ export const writeDeadLetter = Effect.fn("Dlq.write")(function* (d: DeadLetter) 
       attempts: d.attempts,
       tenant_id: d.tenantId,
     })}
-    RETURNING id`
-  return String(rows[0]!.id)
+    ON CONFLICT ${sql.literal(identity)} ${sql.literal(repeat)}
+    RETURNING id::text, occurrences`
+  return rows[0]!
 })
+
+/**
+ * SQL condition: another open entry has the identity of `row` (an alias of `event_dlq`). A replayed
+ * row must stay closed while one does, or the unique rule would refuse the change.
+ */
+export const openTwinOf = (row: string) => `EXISTS (SELECT 1 FROM event_dlq twin
+  WHERE twin.consumer_group = ${row}.consumer_group AND twin.id <> ${row}.id
+    AND twin.replay_status <> 'replayed'
+    AND (twin.event_id = ${row}.event_id
+      OR (twin.event_id IS NULL AND ${row}.event_id IS NULL AND twin.topic = ${row}.topic
+        AND twin.partition = ${row}.partition AND twin."offset" = ${row}."offset")))`
 
 /** The replayed event is done (effects committed now, or long ago): close the DLQ row. */
 export const markReplayed = Effect.fn("Dlq.markReplayed")(function* (group: string, dlqId: string) {
@@ -63,7 +94,11 @@ export const markReplayed = Effect.fn("Dlq.markReplayed")(function* (group: stri
     WHERE id = ${dlqId} AND consumer_group = ${group}`
 })
 
-/** The replay failed again: update the same row, folding its previous failure into `history`. */
+/**
+ * The replay failed again: update the same row, folding its previous failure into `history`. False
+ * when there is no such row, or it was replayed already and a fresh failure opened another entry
+ * since: the failure then belongs to that one.
+ */
 export const markReplayFailed = Effect.fn("Dlq.markReplayFailed")(function* (
   group: string,
   dlqId: string,
@@ -80,8 +115,10 @@ export const markReplayFailed = Effect.fn("Dlq.markReplayFailed")(function* (
       error_tag = ${failure.errorTag},
       error_message = ${failure.errorMessage},
       attempts = ${failure.attempts},
-      failed_at = now()
+      failed_at = now(),
+      last_failed_at = now()
     WHERE id = ${dlqId} AND consumer_group = ${group}
+      AND NOT (replay_status = 'replayed' AND ${sql.literal(openTwinOf("event_dlq"))})
     RETURNING id`
   return rows.length > 0
 })

@@ -7,12 +7,13 @@ export const eventsProcessed = Metric.counter("consumer_events_processed_total",
 })
 
 export const eventsSkipped = Metric.counter("consumer_events_skipped_total", {
-  description: "events skipped: already in the inbox, unhandled type, or another group's replay",
+  description:
+    "events skipped: already in the inbox, a repeat of a dead letter (counted on its entry), unhandled type, or another group's replay",
   incremental: true,
 })
 
 export const eventsDeadLettered = Metric.counter("consumer_dlq_total", {
-  description: "records routed to the dead-letter queue",
+  description: "records routed to the dead-letter queue as a new entry",
   incremental: true,
 })
 

@@ -90,7 +90,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
           )
         } else {
           const meta = p.meta
-          yield* writeDeadLetter({
+          const written = yield* writeDeadLetter({
             group: def.group,
             ...position(p.raw),
             key: p.raw.key?.toString("utf8") ?? null,
@@ -101,8 +101,15 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
             tenantId: meta.tenantId ?? null,
             ...failure,
           })
+          const at = `${p.raw.topic}/${p.raw.partition}@${p.raw.offset}`
+          if (written.occurrences > 1) {
+            yield* Effect.logInfo(
+              `${at} is DLQ ${written.id} again (${written.occurrences} times): ${verdict.tag} ${verdict.message}`,
+            )
+            return yield* Metric.increment(skipped("dead-lettered"))
+          }
           yield* Effect.logWarning(
-            `dead-lettered ${p.raw.topic}/${p.raw.partition}@${p.raw.offset} after ${attempts} attempt(s): ${verdict.tag} ${verdict.message}`,
+            `dead-lettered ${at} after ${attempts} attempt(s): ${verdict.tag} ${verdict.message}`,
           )
         }
         yield* Metric.increment(dlqTotal)

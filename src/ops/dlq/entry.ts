@@ -1,5 +1,5 @@
 /**
- * A dead-letter entry as the operator tools see it: one `event_dlq` row (migrations 000 + 005),
+ * A dead-letter entry as the operator tools see it: one `event_dlq` row (migrations 000, 005, 041),
  * decoded with a Schema so a column that changes shape fails loudly instead of printing garbage.
  */
 import { Schema } from "effect"
@@ -27,6 +27,9 @@ export const DlqEntry = Schema.Struct({
   attempts: Schema.Number,
   tenantId: Schema.NullOr(Schema.String),
   failedAt: Schema.DateFromSelf,
+  /** How many failed deliveries of the record this entry stands for: 1, plus each repeat. */
+  occurrences: Schema.Number,
+  lastFailedAt: Schema.DateFromSelf,
   replayStatus: ReplayStatus,
   replayedAt: Schema.NullOr(Schema.DateFromSelf),
   replayCount: Schema.Number,
@@ -39,7 +42,7 @@ export type DlqEntry = typeof DlqEntry.Type
 export const entryColumns = `id, event_id AS "eventId", consumer_group AS "consumerGroup", topic, partition,
   "offset"::text AS "offset", key, value, headers, event_type AS "eventType", error_tag AS "errorTag",
   error_message AS "errorMessage", attempts, tenant_id AS "tenantId", failed_at AS "failedAt",
-  replay_status AS "replayStatus", replayed_at AS "replayedAt", replay_count AS "replayCount",
+  occurrences, last_failed_at AS "lastFailedAt", replay_status AS "replayStatus", replayed_at AS "replayedAt", replay_count AS "replayCount",
   last_replay_error AS "lastReplayError", history`
 
 /** The stored value is the record's payload as JSON text; show it parsed when it parses. */

@@ -52,7 +52,7 @@ const truncate = (text: string, width: number) =>
 export const formatStats = (s: DlqStatsReport, policies: ReadonlyArray<GroupRetryPolicy>): string => {
   const t = s.totals
   const lines = [
-    `DLQ entries: ${t.total} (pending ${t.pending}, replaying ${t.replaying}, replayed ${t.replayed}, failed again ${t.failed})`,
+    `DLQ entries: ${t.total} (pending ${t.pending}, replaying ${t.replaying}, replayed ${t.replayed}, failed again ${t.failed}) from ${t.occurrences} failed deliveries`,
     `Oldest pending: ${s.oldestPendingSeconds === null ? "none" : formatAge(s.oldestPendingSeconds)}`,
     `Last ${s.windowHours} h: ${s.window.dlq} dead-lettered / ${s.window.processed} processed = DLQ rate ${percent(s.window.rate)}`,
   ]
@@ -68,6 +68,7 @@ export const formatStats = (s: DlqStatsReport, policies: ReadonlyArray<GroupRetr
         ["REPLAYING", (r) => r.replaying],
         ["REPLAYED", (r) => r.replayed],
         ["FAILED", (r) => r.failed],
+        ["OCCURRENCES", (r) => r.occurrences],
       ]),
     )
   }
@@ -105,6 +106,7 @@ export const formatList = (entries: ReadonlyArray<DlqEntry>, limit: number): str
     ["TYPE", (e) => e.eventType ?? ""],
     ["ERROR", (e) => e.errorTag],
     ["ATT", (e) => e.attempts],
+    ["COUNT", (e) => e.occurrences],
     ["STATUS", (e) => e.replayStatus],
     ["REPLAYS", (e) => e.replayCount],
     ["MESSAGE", (e) => truncate(e.errorMessage.replaceAll("\n", " "), 60)],
@@ -133,6 +135,8 @@ export const formatShow = (e: DlqEntry): string => {
     field("record", `${e.topic} [partition ${e.partition}] @ offset ${e.offset}`),
     field("key", e.key),
     field("failed at", e.failedAt.toISOString()),
+    field("occurrences", e.occurrences),
+    field("last failed at", e.lastFailedAt.toISOString()),
     field("attempts", e.attempts),
     field("error", `${e.errorTag}: ${e.errorMessage}`),
     field("replay status", e.replayStatus),

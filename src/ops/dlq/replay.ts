@@ -16,7 +16,7 @@
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Context, Duration, Effect, Either, Layer, type ParseResult, Schema } from "effect"
 import type { Message, Producer } from "kafkajs"
-import { replayDlqIdHeader, replayGroupHeader } from "../../engine/consumer/dlq.ts"
+import { openTwinOf, replayDlqIdHeader, replayGroupHeader } from "../../engine/consumer/dlq.ts"
 import { Kafka, KafkaError } from "../../platform/kafka.ts"
 import { DlqEntry, entryColumns } from "./entry.ts"
 import { type Selection, whereOf } from "./selection.ts"
@@ -96,8 +96,11 @@ export class DlqReplay extends Context.Tag("DlqReplay")<
                 ORDER BY id LIMIT ${size} FOR UPDATE SKIP LOCKED`,
             )
             if (entries.length === 0) return []
+            // A replayed entry sent again by id stays closed while a fresh failure's entry is open.
             yield* sql`UPDATE event_dlq
-              SET replay_status = 'replaying', replay_count = replay_count + 1, replayed_at = now()
+              SET replay_status = CASE WHEN replay_status = 'replayed' AND ${sql.literal(openTwinOf("event_dlq"))}
+                  THEN 'replayed' ELSE 'replaying' END,
+                replay_count = replay_count + 1, replayed_at = now()
               WHERE id IN ${sql.in(entries.map((e) => e.id))}`
             const sent = yield* Effect.forEach(entries, (e) => Effect.either(send(producer, e)), {
               concurrency: sendConcurrency,

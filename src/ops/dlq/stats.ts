@@ -1,7 +1,9 @@
 /**
- * `dlq stats`: the backlog by topic, consumer group and error tag with its replay states, the age
- * of the oldest pending entry, and the DLQ rate over a window — entries dead-lettered per event
- * processed (an `event_inbox` row is written exactly when a group processed an event).
+ * `dlq stats`: the backlog by topic, consumer group and error tag with its replay states and the
+ * failed deliveries its entries stand for (a record delivered again is one entry, its repeats
+ * counted on it), the age of the oldest pending entry, and the DLQ rate over a window — entries
+ * dead-lettered per event processed (an `event_inbox` row is written exactly when a group processed
+ * an event).
  */
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Context, Effect, Layer } from "effect"
@@ -12,6 +14,8 @@ export interface StatusCounts {
   readonly replaying: number
   readonly replayed: number
   readonly failed: number
+  /** Failed deliveries: each entry's first one and its repeats. */
+  readonly occurrences: number
 }
 
 export interface BreakdownRow extends StatusCounts {
@@ -47,8 +51,9 @@ const sumCounts = (rows: ReadonlyArray<StatusCounts>): StatusCounts =>
       replaying: a.replaying + r.replaying,
       replayed: a.replayed + r.replayed,
       failed: a.failed + r.failed,
+      occurrences: a.occurrences + r.occurrences,
     }),
-    { total: 0, pending: 0, replaying: 0, replayed: 0, failed: 0 },
+    { total: 0, pending: 0, replaying: 0, replayed: 0, failed: 0, occurrences: 0 },
   )
 
 export class DlqStats extends Context.Tag("DlqStats")<
@@ -67,7 +72,8 @@ export class DlqStats extends Context.Tag("DlqStats")<
               (count(*) FILTER (WHERE replay_status = 'pending'))::int AS pending,
               (count(*) FILTER (WHERE replay_status = 'replaying'))::int AS replaying,
               (count(*) FILTER (WHERE replay_status = 'replayed'))::int AS replayed,
-              (count(*) FILTER (WHERE replay_status = 'failed'))::int AS failed
+              (count(*) FILTER (WHERE replay_status = 'failed'))::int AS failed,
+              sum(occurrences)::int AS occurrences
             FROM event_dlq GROUP BY 1, 2, 3 ORDER BY total DESC, 1, 2, 3`
           const oldest = yield* sql<{ seconds: number | null }>`SELECT
               extract(epoch FROM now() - min(failed_at))::float8 AS seconds
