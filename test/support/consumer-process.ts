@@ -1,7 +1,8 @@
 /**
  * One consumer-group member in its own process, for crash tests:
  * `bun test/support/consumer-process.ts <aggregatetype> <group>`. Its handler writes one row per
- * event to consumer_test_effects; the env names the services.
+ * event to consumer_test_effects; the env names the services, and `COMMIT_INTERVAL_MS` how often
+ * it commits offsets (a long one: a member killed before it committed anything).
  */
 import { Layer } from "effect"
 import { runMain } from "../../src/bin/main.ts"
@@ -29,6 +30,7 @@ runMain(
       sessionTimeoutMs: fastGroup.sessionTimeout,
       heartbeatIntervalMs: fastGroup.heartbeatInterval,
       rebalanceTimeoutMs: fastGroup.rebalanceTimeout,
+      ...(process.env.COMMIT_INTERVAL_MS ? { commitIntervalMs: Number(process.env.COMMIT_INTERVAL_MS) } : {}),
     }),
   ),
   PlatformLive,

@@ -2,6 +2,13 @@
  * The inbox: a `(consumer_group, event_id)` row written in the same transaction as the handler's
  * effects. Claiming inserts with ON CONFLICT DO NOTHING, so an event already done — or being done by
  * another member right now, whose row lock we then wait on — comes back as not claimed.
+ *
+ * An event waiting in the DLQ (an open entry, see dlq.ts) is not claimed either when Kafka delivers
+ * it again: it stays there until it is replayed, and the delivery counts a repeat on its entry. That
+ * check rides in the claim statement, so a good event pays no round trip for it, only one probe of
+ * the index of open entries: a probe per event (LATERAL … LIMIT 1), because for a big chunk the
+ * planner would rather scan the whole DLQ, which grows with its backlog and history. A replay
+ * claims as usual: it is the way out of the DLQ.
  */
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
@@ -15,22 +22,63 @@ export interface InboxRow {
   readonly offset: string
 }
 
-/** Inserts the rows of one tenant's events; returns the ids that were new (to be processed). */
+export interface Claimed {
+  /** New: to be processed. */
+  readonly claimed: ReadonlySet<string>
+  /** Waiting in the DLQ: skipped, a repeat counted on the entry. */
+  readonly deadLettered: ReadonlySet<string>
+}
+
+/**
+ * Claims the events of one tenant as Kafka delivered them: those already done, or with an open DLQ
+ * entry, are not claimed.
+ */
 export const claim = Effect.fn("Inbox.claim")(function* (group: string, rows: ReadonlyArray<InboxRow>) {
   const sql = yield* SqlClient.SqlClient
+  const values = sql.csv(
+    rows.map(
+      (r) =>
+        sql`(${r.eventId}::uuid, ${r.tenantId}::uuid, ${r.eventType}, ${r.topic}, ${r.partition}::int, ${r.offset}::bigint)`,
+    ),
+  )
+  const result = yield* sql<{ event_id: string; claimed: boolean }>`
+    WITH fresh (event_id, tenant_id, event_type, topic, partition, "offset") AS (VALUES ${values}),
+    dead AS (
+      UPDATE event_dlq SET occurrences = occurrences + 1, last_failed_at = now()
+      WHERE id IN (
+        SELECT open.id FROM fresh CROSS JOIN LATERAL (
+          SELECT id FROM event_dlq
+          WHERE consumer_group = ${group} AND event_id = fresh.event_id AND replay_status <> 'replayed'
+          LIMIT 1) open)
+      RETURNING event_id
+    ), claimed AS (
+      INSERT INTO event_inbox (consumer_group, event_id, tenant_id, event_type, topic, partition, "offset")
+      SELECT ${group}, fresh.* FROM fresh WHERE event_id NOT IN (SELECT event_id FROM dead)
+      ON CONFLICT (consumer_group, event_id) DO NOTHING
+      RETURNING event_id
+    )
+    SELECT event_id::text, true AS claimed FROM claimed
+    UNION ALL SELECT event_id::text, false FROM dead`
+  return {
+    claimed: new Set(result.filter((r) => r.claimed).map((r) => r.event_id)),
+    deadLettered: new Set(result.filter((r) => !r.claimed).map((r) => r.event_id)),
+  } satisfies Claimed
+})
+
+/** Claims a DLQ replay's event: its open entry does not stop it. */
+export const claimReplay = Effect.fn("Inbox.claimReplay")(function* (group: string, row: InboxRow) {
+  const sql = yield* SqlClient.SqlClient
   const inserted = yield* sql<{ event_id: string }>`
-    INSERT INTO event_inbox ${sql.insert(
-      rows.map((r) => ({
-        consumer_group: group,
-        event_id: r.eventId,
-        tenant_id: r.tenantId,
-        event_type: r.eventType,
-        topic: r.topic,
-        partition: r.partition,
-        offset: r.offset,
-      })),
-    )}
+    INSERT INTO event_inbox ${sql.insert({
+      consumer_group: group,
+      event_id: row.eventId,
+      tenant_id: row.tenantId,
+      event_type: row.eventType,
+      topic: row.topic,
+      partition: row.partition,
+      offset: row.offset,
+    })}
     ON CONFLICT (consumer_group, event_id) DO NOTHING
     RETURNING event_id`
-  return new Set(inserted.map((r) => r.event_id))
+  return { claimed: new Set(inserted.map((r) => r.event_id)), deadLettered: new Set() } satisfies Claimed
 })

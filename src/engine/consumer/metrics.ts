@@ -8,7 +8,7 @@ export const eventsProcessed = Metric.counter("consumer_events_processed_total",
 
 export const eventsSkipped = Metric.counter("consumer_events_skipped_total", {
   description:
-    "events skipped: already in the inbox, a repeat of a dead letter (counted on its entry), unhandled type, or another group's replay",
+    "events skipped: already in the inbox, waiting in the DLQ (counted there as a repeat), unhandled type, or another group's replay",
   incremental: true,
 })
 

@@ -6,7 +6,9 @@
  * with `beforeCommit`) fails, the events before it are redone as a chunk, the failing one continues
  * on the per-event path (its failed try counted as attempt 1) and the rest follow; when the locks
  * cannot be had, or a fence rejects, every event goes the per-event path. Retries wait outside any
- * transaction and any lock.
+ * transaction and any lock. An event the DLQ holds is not run again when Kafka delivers it again
+ * (until it is replayed): the claim counts the repeat on its entry (inbox.ts); a poison record, or
+ * an event another member dead-lettered meanwhile, counts on its entry when written (dlq.ts).
  */
 import { SqlClient } from "@effect/sql"
 import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Schedule } from "effect"
@@ -17,7 +19,7 @@ import { classify, isRetryable, type Verdict } from "./classify.ts"
 import type { ConsumerDefinition, EventMeta } from "./definition.ts"
 import { markReplayed, markReplayFailed, writeDeadLetter } from "./dlq.ts"
 import { Fatal } from "./errors.ts"
-import { claim, type InboxRow } from "./inbox.ts"
+import { claim, claimReplay, type InboxRow } from "./inbox.ts"
 import { fenceAll, type Held, Locks } from "./lock.ts"
 import * as M from "./metrics.ts"
 import { type Parsed, position, type Ready, type Unit } from "./records.ts"
@@ -122,15 +124,23 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
     const attemptOne = (r: Ready, attempt: number, lock: Held | undefined) =>
       withTenant(r.meta.tenantId)(
         Effect.gen(function* () {
-          const claimed = yield* claim(def.group, [inboxRow(r)])
-          if (claimed.has(r.meta.eventId)) {
+          const c = yield* r.replayDlqId === undefined
+            ? claim(def.group, [inboxRow(r)])
+            : claimReplay(def.group, inboxRow(r))
+          const id = r.meta.eventId
+          const outcome = c.claimed.has(id)
+            ? "processed"
+            : c.deadLettered.has(id)
+              ? "dead-lettered"
+              : "duplicate"
+          if (outcome === "processed") {
             const work = makeUnitWork()
             yield* invoke(r, attempt, lock, work.forEvent(0, r.meta.tenantId))
             yield* work.flush(() => Effect.void).pipe(Effect.mapError((e) => e.error))
             if (lock) yield* fenceAll([lock])
           }
           if (r.replayDlqId !== undefined) yield* markReplayed(def.group, r.replayDlqId)
-          return claimed.has(r.meta.eventId)
+          return outcome
         }),
       )
 
@@ -156,7 +166,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
         })
         const outcome = yield* attempt.pipe(Effect.retry({ schedule, while: isRetryable }), Effect.either)
         if (Either.isRight(outcome)) {
-          yield* Metric.increment(outcome.right ? processed : skipped("duplicate"))
+          yield* Metric.increment(outcome.right === "processed" ? processed : skipped(outcome.right))
         } else {
           yield* deadLetter(r, classify(outcome.left), attempts)
         }
@@ -178,9 +188,12 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
             else byTenant.set(r.meta.tenantId, [r])
           }
           const claimed = new Set<string>()
+          const deadLettered = new Set<string>()
           for (const [tenantId, rows] of byTenant) {
             yield* useTenant(tenantId)
-            for (const id of yield* claim(def.group, rows.map(inboxRow))) claimed.add(id)
+            const c = yield* claim(def.group, rows.map(inboxRow))
+            for (const id of c.claimed) claimed.add(id)
+            for (const id of c.deadLettered) deadLettered.add(id)
           }
           const work = makeUnitWork()
           const used = new Map<string, Held>()
@@ -198,7 +211,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
           }
           yield* work.flush(useTenant)
           yield* fenceAll([...used.values()])
-          return done
+          return { done, deadLettered: items.filter((r) => deadLettered.has(r.meta.eventId)).length }
         }),
       )
 
@@ -224,9 +237,11 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
         if (items.length === 0) return
         const outcome = yield* Effect.either(runChunk(items))
         if (Either.isRight(outcome)) {
-          yield* Metric.incrementBy(processed, outcome.right)
-          if (items.length > outcome.right)
-            yield* Metric.incrementBy(skipped("duplicate"), items.length - outcome.right)
+          const { done, deadLettered } = outcome.right
+          yield* Metric.incrementBy(processed, done)
+          if (deadLettered > 0) yield* Metric.incrementBy(skipped("dead-lettered"), deadLettered)
+          if (items.length > done + deadLettered)
+            yield* Metric.incrementBy(skipped("duplicate"), items.length - done - deadLettered)
           return
         }
         const { index, error } = outcome.left
