@@ -58,20 +58,17 @@ const pool = (url: Redacted.Redacted<string>, max: number) =>
 
 /**
  * A backend that sent FATAL (terminated, or the server shutting down) is gone, but node-postgres
- * hands that error to the running query alone and keeps the client queryable until the socket's
- * close arrives. Released in between, the client went back to the pool and straight to the next
- * request waiting for a connection, which failed on it too. Marked at once, it is dropped on
- * release: `_queryable` is the flag pg-pool checks there, and the one node-postgres clears itself
- * when the socket fails.
+ * hands that error to the running query alone and keeps the client open until the socket's close
+ * arrives. Released in between, the client went back to the pool and straight to the next request
+ * waiting for a connection, which failed on it too. Ended the moment FATAL arrives (the listener
+ * goes first: the query hears of it next and its caller may release the client at once), it is
+ * dropped on release as every ended client is, and any later statement on it fails unsent.
  */
 const dropWhenFatal = (client: Pg.PoolClient) => {
-  ;(client as unknown as Pg.Client).connection.prependListener(
-    "errorMessage",
-    (message: { readonly severity?: string }) => {
-      if (message.severity === "FATAL" || message.severity === "PANIC")
-        (client as unknown as { _queryable: boolean })._queryable = false
-    },
-  )
+  const pg = client as Pg.PoolClient & Pg.Client
+  pg.connection.prependListener("errorMessage", (message: { readonly severity?: string }) => {
+    if (message.severity === "FATAL" || message.severity === "PANIC") void pg.end()
+  })
 }
 
 export const DbLive = Layer.unwrapEffect(
