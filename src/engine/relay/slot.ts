@@ -1,8 +1,8 @@
 /**
  * The WAL relay's permanent slot. A new slot streams only what commits after it exists, so whoever
  * creates it also publishes what was already in the table (a catch-up, at-least-once: rows that
- * commit in between arrive twice). `relay_state.acked_lsn` stays NULL until that catch-up is done,
- * so a relay that dies half-way repeats it instead of losing rows.
+ * commit in between arrive twice). `relay_state.acked_lsn` is NULL from before the slot exists until
+ * that catch-up is done, so a relay that dies half-way repeats it instead of losing rows.
  */
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Schedule } from "effect"
@@ -54,9 +54,12 @@ export const ensureSlot = (config: RelayConfig, producer: Producer) =>
       SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots
       WHERE slot_name = ${config.slot} AND database = current_database()`
     if (existing.length === 0) {
+      // Cleared first: a relay killed between the two statements would otherwise leave the new
+      // slot beside the old slot's mark, and the next one would skip the catch-up and lose what
+      // committed before the slot.
+      yield* sql`UPDATE relay_state SET acked_lsn = NULL WHERE name = ${config.slot}`
       const [created] = yield* sql<{ lsn: string }>`
         SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot(${config.slot}, 'pgoutput')`
-      yield* sql`UPDATE relay_state SET acked_lsn = NULL WHERE name = ${config.slot}`
       yield* Effect.logInfo(`created replication slot '${config.slot}' at ${created?.lsn}`)
     }
     const [state] = yield* sql<{ acked: string | null }>`
