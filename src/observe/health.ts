@@ -10,7 +10,7 @@
  * |---|---|---|
  * | database | latencyMs | slower than 1 s (unhealthy: unreachable) |
  * | redis | latencyMs | unreachable, or slower than 1 s |
- * | outbox | WAL: slot (the relay's, else the database's other pgoutput slot: Debezium's), streaming, lagBytes; poll: unpublished, oldestSeconds | no reader streams from the slot, WAL lag over 64 MiB, or an event unpublished for over 60 s |
+ * | outbox | WAL: slot (the relay's, else the database's other pgoutput slot: Debezium's), streaming, lagBytes; poll: unpublished (neither marked published nor below the delivered watermark), oldestSeconds | no reader streams from the slot, WAL lag over 64 MiB, or an event unpublished for over 60 s |
  * | kafka_consumer | per group: state, members, lag | Kafka unreachable, a group without members (where the broker describes groups), or a group over 10,000 events behind |
  * | dlq | waiting, lastHour, newestFailedAt | records waiting for an operator (pending or failed replay) |
  * | forecast | tenants, behind, behindSeconds | market data unforecast for over 5 minutes |

@@ -1,13 +1,13 @@
 import { describe, expect } from "bun:test"
-import { Effect, Fiber } from "effect"
+import { Effect } from "effect"
 import { effectTest } from "../support/effect.ts"
 import {
   collectTopic,
-  commitEvents,
   firstOccurrenceOrder,
   relayConfigFor,
   relayDatabase,
   spawnRelay,
+  startWriters,
   testTopic,
 } from "../support/relay-kit.ts"
 
@@ -33,23 +33,7 @@ describe.each(["wal", "poll"] as const)("%s relay killed with SIGKILL", (mode) =
           "100",
         ]
 
-        // Each aggregate's writer commits 1–3 events per transaction, numbered in write order.
-        let writing = true
-        const written: Array<string> = []
-        const writers = yield* Effect.forEach(
-          aggregates,
-          (agg) =>
-            Effect.gen(function* () {
-              let n = 0
-              while (writing) {
-                const size = 1 + Math.floor(Math.random() * 3)
-                const ns = Array.from({ length: size }, () => ++n)
-                written.push(...(yield* commitEvents(db, topic, agg, ns)))
-                yield* Effect.sleep("15 millis")
-              }
-            }),
-          { concurrency: "unbounded" },
-        ).pipe(Effect.fork)
+        const { written, stop } = yield* startWriters(db, topic, aggregates)
 
         for (let i = 0; i < kills; i++) {
           const relay = yield* spawnRelay(db, args)
@@ -57,8 +41,7 @@ describe.each(["wal", "poll"] as const)("%s relay killed with SIGKILL", (mode) =
           yield* Effect.sleep(`${100 + Math.floor(Math.random() * 1400)} millis`)
           yield* relay.kill("SIGKILL")
         }
-        writing = false
-        yield* Fiber.join(writers)
+        yield* stop
 
         const last = yield* spawnRelay(db, args)
         yield* last.waitForLine("relay active")

@@ -211,3 +211,30 @@ describe("wal relay slot", () => {
     { timeout: 60_000 },
   )
 })
+
+describe("wal relay delivered watermark", () => {
+  effectTest(
+    "covers what the relay delivered, then stays put while the relay idles: an idle relay writes nothing",
+    () =>
+      Effect.gen(function* () {
+        const db = yield* relayDatabase
+        const topic = testTopic()
+        const kafka = yield* collectTopic(topic.name)
+        yield* startRelay(db, "wal")
+        const sql = yield* Effect.provide(SqlClient.SqlClient, db.layer)
+        yield* kafka.waitFor(yield* commitEvents(db, topic, "agg-w", [1, 2, 3]))
+        const watermark = sql<{ covered: boolean; at: string }>`
+          SELECT d.below > (SELECT max(txid) FROM event_outbox) AS covered, d.updated_at::text AS at
+          FROM relay_delivered d`.pipe(Effect.map((rows) => rows[0]))
+        const covered = yield* watermark.pipe(
+          Effect.filterOrFail((w) => w?.covered === true),
+          Effect.retry(Schedule.spaced("100 millis")),
+          Effect.timeout("15 seconds"),
+        )
+        // Many rounds of the watermark loop and of the keepalive.
+        yield* Effect.sleep("3 seconds")
+        expect(yield* watermark).toEqual(covered)
+      }),
+    { timeout: 60_000 },
+  )
+})

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
-import { Duration, Effect, Layer, Redacted, Schedule, Schema } from "effect"
+import { Duration, Effect, Fiber, Layer, Redacted, Schedule, Schema } from "effect"
 import type { IHeaders, KafkaMessage } from "kafkajs"
 import { Outbox } from "../../src/engine/outbox.ts"
 import { type RelayConfig, relayDefaults } from "../../src/engine/relay/index.ts"
@@ -92,6 +92,35 @@ export const commitEvents = (
       ),
     )
   }).pipe(Effect.provide(Layer.merge(db.layer, Outbox.layer)))
+
+/**
+ * One writer per aggregate, each committing 1–3 events per transaction, numbered in write order,
+ * until `stop`; `written` holds the ids of every committed event.
+ */
+export const startWriters = (db: RelayDatabase, topic: TestTopic, aggregates: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    let writing = true
+    const written: Array<string> = []
+    const fiber = yield* Effect.forEach(
+      aggregates,
+      (agg) =>
+        Effect.gen(function* () {
+          let n = 0
+          while (writing) {
+            const size = 1 + Math.floor(Math.random() * 3)
+            const ns = Array.from({ length: size }, () => ++n)
+            written.push(...(yield* commitEvents(db, topic, agg, ns)))
+            yield* Effect.sleep("15 millis")
+          }
+        }),
+      { concurrency: "unbounded", discard: true },
+    ).pipe(Effect.forkScoped)
+    const stop = Effect.suspend(() => {
+      writing = false
+      return Fiber.join(fiber)
+    })
+    return { written, stop }
+  })
 
 export interface Received {
   readonly topic: string
@@ -212,4 +241,24 @@ export const firstOccurrenceOrder = (received: ReadonlyArray<Received>) => {
     order.set(aggregate, [...(order.get(aggregate) ?? []), n])
   }
   return order
+}
+
+/** Per aggregate whose events first arrived out of write order: the order they arrived in. */
+export const outOfOrder = (received: ReadonlyArray<Received>) =>
+  [...firstOccurrenceOrder(received)]
+    .filter(([, ns]) => ns.some((n, i) => i > 0 && n < ns[i - 1]!))
+    .map(([agg, ns]) => ({ agg, ns }))
+
+/** Distinct event ids among the records. */
+export const distinctIds = (received: ReadonlyArray<Received>) => new Set(received.map((r) => r.headers.id!))
+
+/** How many records from index `from` on carry an event id that an earlier record already had. */
+export const resentFrom = (received: ReadonlyArray<Received>, from: number) => {
+  const seen = distinctIds(received.slice(0, from))
+  let resent = 0
+  for (const r of received.slice(from)) {
+    if (seen.has(r.headers.id!)) resent++
+    else seen.add(r.headers.id!)
+  }
+  return resent
 }

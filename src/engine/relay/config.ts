@@ -24,7 +24,7 @@ export interface RelayConfig {
   readonly pollInterval: Duration.Duration
   /** How often a standby tries to take over. */
   readonly standbyPoll: Duration.Duration
-  /** How long published (poll) / acknowledged (WAL) rows stay in `event_outbox`. */
+  /** How long delivered rows (marked published, or below the delivered watermark) stay in `event_outbox`. */
   readonly retention: Duration.Duration
   readonly retentionInterval: Duration.Duration
 }

@@ -1,6 +1,7 @@
 /** How far behind the relays are, as Effects a health check can call. */
 import { SqlClient } from "@effect/sql"
 import { Effect, Option } from "effect"
+import { deliveredBelow } from "./delivered.ts"
 
 export interface SlotLag {
   /** The slot measured: the relay's own, or another pgoutput slot of the database (Debezium's). */
@@ -41,13 +42,16 @@ export interface OutboxBacklog {
   readonly oldestSeconds: number
 }
 
-/** The polling relay's lag: events not yet marked published. */
+/**
+ * The polling relay's lag: events not known to be in Kafka — neither marked published nor below the
+ * delivered watermark (a WAL relay before it delivered those and marked nothing).
+ */
 export const outboxBacklog = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const rows = yield* sql<{ unpublished: number | string; oldest_seconds: number | string }>`
     SELECT count(*)::int AS unpublished,
            coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_seconds
-    FROM event_outbox WHERE published_at IS NULL`
+    FROM event_outbox WHERE published_at IS NULL AND txid >= ${deliveredBelow(sql)}`
   const r = rows[0]
   return {
     unpublished: Number(r?.unpublished ?? 0),

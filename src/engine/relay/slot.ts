@@ -1,13 +1,16 @@
 /**
  * The WAL relay's permanent slot. A new slot streams only what commits after it exists, so whoever
  * creates it also publishes what was already in the table (a catch-up, at-least-once: rows that
- * commit in between arrive twice). `relay_state.acked_lsn` is NULL from before the slot exists until
- * that catch-up is done, so a relay that dies half-way repeats it instead of losing rows.
+ * commit in between arrive twice) — what is not known to be in Kafka: rows neither marked
+ * published nor below the delivered watermark. `relay_state.acked_lsn` is NULL from before the
+ * slot exists until that catch-up is done, so a relay that dies half-way repeats it instead of
+ * losing rows.
  */
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Schedule } from "effect"
 import type { Producer } from "kafkajs"
 import type { RelayConfig } from "./config.ts"
+import { deliveredBelow } from "./delivered.ts"
 import { RelayError, relayError } from "./errors.ts"
 import { deliver } from "./publisher.ts"
 import { type OutboxRow, recordOf } from "./records.ts"
@@ -34,7 +37,7 @@ const catchUp = (config: RelayConfig, producer: Producer) =>
         SELECT id, aggregatetype, aggregateid, type, payload, tenant_id, traceparent,
                txid::text AS txid_text, seq::text AS seq_text
         FROM event_outbox
-        WHERE published_at IS NULL
+        WHERE published_at IS NULL AND txid >= ${deliveredBelow(sql)}
           ${cursor ? sql`AND (txid, seq) > (${cursor.txid_text}::xid8, ${cursor.seq_text}::bigint)` : sql``}
         ORDER BY txid, seq
         LIMIT ${config.batchSize}`

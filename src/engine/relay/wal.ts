@@ -2,6 +2,8 @@
  * The WAL relay: streams committed transactions from the permanent pgoutput slot, sends the events
  * of several transactions in one `sendBatch`, and acknowledges a transaction's commit LSN only
  * after Kafka acked it and everything before it. A restart resumes from the last acknowledged LSN.
+ * What it delivered it claims in the delivered watermark (delivered.ts); rows already below the
+ * watermark when it starts — a polling relay sent them after this slot's position — are skipped.
  */
 import { SqlClient } from "@effect/sql"
 import { Chunk, Deferred, Duration, Effect, Queue, Redacted, Schedule } from "effect"
@@ -9,6 +11,7 @@ import type { Producer } from "kafkajs"
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from "pg-logical-replication"
 import type { OutboxRecord } from "../record.ts"
 import type { RelayConfig } from "./config.ts"
+import { readDeliveredBelow, walWatermark } from "./delivered.ts"
 import { RelayError, relayError } from "./errors.ts"
 import { lsnToBigInt, previousLsn } from "./lsn.ts"
 import { deliver } from "./publisher.ts"
@@ -22,6 +25,8 @@ import { setWakeupTrigger } from "./wakeup.ts"
  */
 interface Commit {
   readonly lsn: string
+  /** Where its commit record ends: every transaction that committed before it is in or before it. */
+  readonly end: bigint
   readonly records: ReadonlyArray<OutboxRecord>
   /** When it arrived (ms, monotonic): a batch leaves once its oldest commit has lingered enough. */
   readonly at: number
@@ -41,6 +46,9 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
     yield* setWakeupTrigger(false)
     const startLsn = yield* ensureSlot(config, producer)
     yield* awaitSlotFree(config.slot)
+    const alreadyDelivered = yield* readDeliveredBelow.pipe(
+      Effect.mapError(relayError("reading the delivered watermark")),
+    )
 
     const service = yield* Effect.acquireRelease(
       Effect.sync(
@@ -65,18 +73,34 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
     /** Commits queued so far, and how many of them are confirmed (acknowledged, in order). */
     let queued = 0
     let confirmed = 0
-    /** The latest idle position: acknowledgeable once the `after` commits queued before it are. */
-    let idle: { readonly lsn: string; readonly after: number } | undefined
+    /**
+     * The latest idle position: acknowledgeable once the `after` commits queued before it are. `end`
+     * is the keepalive's own position, the end of the last WAL record the server decoded.
+     */
+    let idle: { readonly lsn: string; readonly end: bigint; readonly after: number } | undefined
+    /** For the watermark: every commit ending at or before this is in Kafka, and how many events. */
+    let deliveredThrough = 0n
+    let deliveredEvents = 0
+    const idleDelivered = () => {
+      if (idle && confirmed >= idle.after && idle.end > deliveredThrough) deliveredThrough = idle.end
+      return deliveredThrough
+    }
 
     // Called synchronously per protocol message, in stream order.
     service.on("data", (_lsn: string, msg: Pgoutput.Message) => {
       if (msg.tag === "begin") open = []
-      else if (msg.tag === "insert" && msg.relation.name === "event_outbox")
-        open?.push(recordOf(msg.new as OutboxRow))
-      else if (msg.tag === "commit") {
+      else if (msg.tag === "insert" && msg.relation.name === "event_outbox") {
+        const row = msg.new as OutboxRow & { readonly txid: string }
+        if (BigInt(row.txid) >= alreadyDelivered) open?.push(recordOf(row))
+      } else if (msg.tag === "commit") {
         const records = open ?? []
         open = undefined
-        Queue.unsafeOffer(commits, { lsn: msg.commitLsn ?? "0/0", records, at: performance.now() })
+        Queue.unsafeOffer(commits, {
+          lsn: msg.commitLsn ?? "0/0",
+          end: lsnToBigInt(msg.commitEndLsn ?? "0/0"),
+          records,
+          at: performance.now(),
+        })
         queued++
         buffered += records.length
         if (!paused && buffered > highWater) {
@@ -92,7 +116,7 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
     // keepalive after nearly every transaction; only the latest is kept and the keepalive loop
     // acknowledges it, so busy streams don't answer each one.
     service.on("heartbeat", (lsn: string) => {
-      if (open === undefined) idle = { lsn: previousLsn(lsn), after: queued }
+      if (open === undefined) idle = { lsn: previousLsn(lsn), end: lsnToBigInt(lsn), after: queued }
     })
     service.on("start", () => Deferred.unsafeDone(started, Effect.void))
     service.on("error", (e: unknown) =>
@@ -110,7 +134,10 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
           socketOf(service)?.resume?.()
         }
         confirmed += taken.length
-        const last = taken[taken.length - 1]!.lsn
+        deliveredEvents += events
+        const lastCommit = taken[taken.length - 1]!
+        if (lastCommit.end > deliveredThrough) deliveredThrough = lastCommit.end
+        const last = lastCommit.lsn
         if (lsnToBigInt(last) <= lsnToBigInt(acked)) return Effect.void
         acked = last
         if (events > 0) ackedCommit = last
@@ -157,5 +184,12 @@ export const walRelay = (config: RelayConfig, producer: Producer) =>
     yield* Deferred.await(started).pipe(Effect.raceFirst(Deferred.await(failed)))
     yield* Effect.logInfo(`relay active: mode=wal slot=${config.slot} from ${startLsn}`)
     yield* Effect.forkScoped(keepalive)
+    const watermark = yield* walWatermark(`${config.slot} (wal)`, {
+      through: idleDelivered,
+      events: () => deliveredEvents,
+    })
+    // A draining relay claims what its last confirmed batch allows before it goes.
+    yield* Effect.addFinalizer(() => Effect.ignore(watermark.settle))
+    yield* Effect.forkScoped(watermark.loop)
     return yield* batches.pipe(Effect.raceFirst(Deferred.await(failed)))
   }).pipe(Effect.withSpan("Relay.wal"))
