@@ -7,7 +7,9 @@
  * in-flight window), not everything still in retention.
  *
  * It belongs to the outbox, not to a relay: relays of either mode and any name advance the one row
- * with what Kafka acknowledged to them, and it never moves back, so true claims only combine. It
+ * with what Kafka acknowledged to them, and it never moves back, so true claims only combine. The
+ * row counts one cluster's transaction ids, so it is read only in the cluster that wrote it: a dump
+ * restored elsewhere, where xids start again far below it, would otherwise skip every new row. It
  * claims nothing Kafka has not acknowledged: a relay killed at any point leaves it at its last
  * claim, and the next relay sends the rest again — a duplicate, never a loss. A Debezium connector
  * streams through a slot of its own and advances nothing; a relay of ours started after it sends
@@ -17,9 +19,12 @@ import { SqlClient, type SqlError } from "@effect/sql"
 import { Duration, Effect, Schedule } from "effect"
 import { lsnToBigInt } from "./lsn.ts"
 
+/** The cluster whose transaction ids a watermark counts: only its own row is read (migration 040). */
+const thisCluster = (sql: SqlClient.SqlClient) => sql`(SELECT system_identifier FROM pg_control_system())`
+
 /** The watermark for use inside a query, read in that query's snapshot; 0 until a relay claims. */
 export const deliveredBelow = (sql: SqlClient.SqlClient) =>
-  sql`coalesce((SELECT below FROM relay_delivered), '0'::xid8)`
+  sql`coalesce((SELECT below FROM relay_delivered WHERE system_identifier = ${thisCluster(sql)}), '0'::xid8)`
 
 export const readDeliveredBelow = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
@@ -32,8 +37,9 @@ export const advanceDelivered = (below: string, by: string) =>
   Effect.flatMap(
     SqlClient.SqlClient,
     (sql) => sql`
-      INSERT INTO relay_delivered (below, advanced_by) VALUES (${below}::xid8, ${by})
-      ON CONFLICT (singleton) DO UPDATE
+      INSERT INTO relay_delivered (system_identifier, below, advanced_by)
+      VALUES (${thisCluster(sql)}, ${below}::xid8, ${by})
+      ON CONFLICT (system_identifier) DO UPDATE
         SET below = EXCLUDED.below, advanced_by = EXCLUDED.advanced_by, updated_at = now()
         WHERE relay_delivered.below < EXCLUDED.below`,
   ).pipe(Effect.asVoid, Effect.withSpan("Relay.advanceDelivered"))
