@@ -1,16 +1,18 @@
 /**
  * The delivered watermark where its xid arithmetic could claim rows Kafka never got: a transaction
  * older than the ones the WAL relay delivered, written partly in savepoints, that commits after
- * them; a leader frozen while another takes over and then thawed (two relays active at once, of
+ * them; a prepared (two-phase) transaction committed after younger ones; a leader frozen while another takes over and then thawed (two relays active at once, of
  * either mode), some of its sends reaching only part of the brokers; and a database moved to
  * another cluster (whose xids count from its own start).
  */
 import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Deferred, Effect, Fiber, Layer, Schedule } from "effect"
+import pg from "pg"
 import { Outbox } from "../../src/engine/outbox.ts"
 import { type RelayMode, runRelay } from "../../src/engine/relay/index.ts"
 import { Kafka } from "../../src/platform/kafka.ts"
+import { migrate } from "../../src/platform/migrator.ts"
 import { clientFor } from "../support/database.ts"
 import { effectTest } from "../support/effect.ts"
 import { faultCluster } from "../support/fault-cluster.ts"
@@ -57,7 +59,7 @@ describe.each(["wal", "poll"] as const)(
           )
           yield* Fiber.interrupt(relay)
 
-          const other = yield* otherCluster
+          const other = yield* otherCluster()
           yield* restoreDump(source.url, other.url)
           const target: RelayDatabase = {
             name: source.name,
@@ -283,5 +285,77 @@ describe("a leader frozen while another takes over, then thawed", () => {
         expect(outOfOrder(kafka.received)).toEqual([])
       }),
     { timeout: 180_000 },
+  )
+})
+
+describe("a prepared (two-phase) transaction", () => {
+  effectTest(
+    "holds the watermark at or below its txid until COMMIT PREPARED; a polling relay after the WAL relay then sends it",
+    () =>
+      Effect.gen(function* () {
+        // The suite's cluster has max_prepared_transactions = 0: PREPARE TRANSACTION needs a server of its own.
+        const other = yield* otherCluster({ max_prepared_transactions: "4" })
+        const layer = Layer.succeedContext(yield* Layer.build(clientFor(other.url)).pipe(Effect.orDie))
+        yield* migrate().pipe(Effect.provide(layer), Effect.orDie)
+        const db: RelayDatabase = { name: "hashinsight", url: other.url, layer }
+        const topic = testTopic()
+        const kafka = yield* collectTopic(topic.name)
+        const sql = yield* Effect.provide(SqlClient.SqlClient, layer)
+        const wal = yield* startRelay(db, "wal")
+        // Streaming before the PREPARE: creating a logical slot waits for every prepared transaction.
+        yield* sql`
+          SELECT 1 FROM relay_state r JOIN pg_replication_slots s ON s.slot_name = r.name
+          WHERE r.acked_lsn IS NOT NULL AND s.active`.pipe(
+          Effect.filterOrFail((rows) => rows.length > 0),
+          Effect.retry(Schedule.spaced("100 millis")),
+          Effect.timeout("20 seconds"),
+        )
+
+        const client = yield* Effect.acquireRelease(
+          Effect.promise(async () => {
+            const c = new pg.Client({ connectionString: other.url })
+            await c.connect()
+            return c
+          }),
+          (c) => Effect.promise(() => c.end()),
+        )
+        const prepared = Bun.randomUUIDv7()
+        const txid = yield* Effect.promise(async () => {
+          await client.query("BEGIN")
+          await client.query(
+            `INSERT INTO event_outbox (id, aggregatetype, aggregateid, type, payload, tenant_id)
+             VALUES ($1, $2, 'agg-2pc', 'Happened', $3, $4)`,
+            [prepared, topic.aggregatetype, JSON.stringify({ aggregate: "agg-2pc", n: 1 }), tenantId],
+          )
+          const r = await client.query<{ txid: string }>("SELECT pg_current_xact_id()::text AS txid")
+          await client.query("PREPARE TRANSACTION 'relay_watermark'")
+          return BigInt(r.rows[0]!.txid)
+        })
+
+        const younger = (yield* Effect.forEach(["agg-a", "agg-b"], (agg) =>
+          Effect.forEach([1, 2, 3, 4, 5], (n) => commitEvents(db, topic, agg, [n])),
+        )).flat(2)
+        yield* kafka.waitFor(younger)
+        yield* watermarkOf(sql).pipe(
+          Effect.filterOrFail((w) => w !== undefined),
+          Effect.retry(Schedule.spaced("100 millis")),
+          Effect.timeout("15 seconds"),
+        )
+        yield* Effect.sleep("1500 millis")
+        const held = yield* watermarkOf(sql)
+        console.log(`prepared transaction ${txid}: watermark ${held} while it is prepared`)
+        expect(held! <= txid).toBe(true)
+
+        yield* Fiber.interrupt(wal)
+        yield* Effect.promise(() => client.query("COMMIT PREPARED 'relay_watermark'"))
+        yield* runRelay(relayConfigFor(db, { mode: "poll" })).pipe(Effect.provide(layer), Effect.forkScoped)
+        yield* kafka.waitFor([prepared])
+        yield* watermarkOf(sql).pipe(
+          Effect.filterOrFail((w) => w !== undefined && w > txid),
+          Effect.retry(Schedule.spaced("100 millis")),
+          Effect.timeout("15 seconds"),
+        )
+      }),
+    { timeout: 60_000 },
   )
 })
