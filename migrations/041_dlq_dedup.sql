@@ -3,20 +3,23 @@
 -- identity is (consumer group, event id); a record without a usable event id has none, so it is
 -- (consumer group, topic, partition, offset): the same Kafka record delivered again. Open means not
 -- yet replayed: once a replay succeeds, a later fresh failure of the event may open a new entry.
-ALTER TABLE event_dlq ADD COLUMN IF NOT EXISTS occurrences integer NOT NULL DEFAULT 1;
-ALTER TABLE event_dlq ADD COLUMN IF NOT EXISTS last_failed_at timestamptz;
-UPDATE event_dlq SET last_failed_at = failed_at WHERE last_failed_at IS NULL;
-ALTER TABLE event_dlq ALTER COLUMN last_failed_at SET DEFAULT now();
-ALTER TABLE event_dlq ALTER COLUMN last_failed_at SET NOT NULL;
-
+--
 -- Rows written before this migration may repeat an identity: fold each set of open rows into one
 -- (the count summed, the first failure's time, the latest error, their replay histories joined)
 -- before the unique indexes go on. The kept row is the one a replay is under way for, if any (its id
--- travels in that replay's record), else a failed replay's, else the first. One statement (a DO
--- block), so under `psql -f` too no member can add a repeat between the fold and the indexes.
+-- travels in that replay's record), else a failed replay's, else the first. All of it is one
+-- statement (a DO block) under the table's lock, so under `psql -f` too no member writes a row
+-- between the steps: neither a repeat between the fold and the indexes nor, between adding
+-- last_failed_at and making it NOT NULL, a row without it. Each step joins whole sets, never a
+-- subquery per entry: the table stays locked while it runs, and a DLQ full of repeats is large.
 DO $$
 BEGIN
-  LOCK TABLE event_dlq IN SHARE ROW EXCLUSIVE MODE;
+  LOCK TABLE event_dlq IN ACCESS EXCLUSIVE MODE;
+  ALTER TABLE event_dlq ADD COLUMN IF NOT EXISTS occurrences integer NOT NULL DEFAULT 1;
+  ALTER TABLE event_dlq ADD COLUMN IF NOT EXISTS last_failed_at timestamptz;
+  UPDATE event_dlq SET last_failed_at = failed_at WHERE last_failed_at IS NULL;
+  ALTER TABLE event_dlq ALTER COLUMN last_failed_at SET DEFAULT now(),
+    ALTER COLUMN last_failed_at SET NOT NULL;
 
   CREATE TEMPORARY TABLE event_dlq_fold ON COMMIT DROP AS
   SELECT id, first_value(id) OVER (
@@ -38,7 +41,7 @@ BEGIN
     error_message = agg.error_message,
     attempts = agg.attempts,
     replay_count = agg.replay_count,
-    history = agg.history
+    history = coalesce(joined.history, '[]'::jsonb)
   FROM (
     SELECT f.keeper,
       sum(r.occurrences)::int AS occurrences,
@@ -47,16 +50,15 @@ BEGIN
       (array_agg(r.error_tag ORDER BY r.last_failed_at DESC, r.id DESC))[1] AS error_tag,
       (array_agg(r.error_message ORDER BY r.last_failed_at DESC, r.id DESC))[1] AS error_message,
       (array_agg(r.attempts ORDER BY r.last_failed_at DESC, r.id DESC))[1] AS attempts,
-      sum(r.replay_count)::int AS replay_count,
-      coalesce((
-        SELECT jsonb_agg(h.item ORDER BY g.id, h.n)
-        FROM event_dlq_fold g JOIN event_dlq hr ON hr.id = g.id,
-          jsonb_array_elements(hr.history) WITH ORDINALITY AS h(item, n)
-        WHERE g.keeper = f.keeper
-      ), '[]'::jsonb) AS history
+      sum(r.replay_count)::int AS replay_count
     FROM event_dlq_fold f JOIN event_dlq r ON r.id = f.id
     GROUP BY f.keeper
-  ) agg
+  ) agg LEFT JOIN (
+    SELECT f.keeper, jsonb_agg(h.item ORDER BY f.id, h.n) AS history
+    FROM event_dlq_fold f JOIN event_dlq r ON r.id = f.id,
+      jsonb_array_elements(r.history) WITH ORDINALITY AS h(item, n)
+    GROUP BY f.keeper
+  ) joined ON joined.keeper = agg.keeper
   WHERE d.id = agg.keeper;
   DELETE FROM event_dlq d USING event_dlq_fold f WHERE d.id = f.id AND f.id <> f.keeper;
 

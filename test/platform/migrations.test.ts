@@ -4,12 +4,27 @@ import { cpSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Deferred, Effect, Fiber } from "effect"
 import { MigrationChecksumMismatch, migrate, migrationsDir } from "../../src/platform/migrator.ts"
+import { eventually } from "../support/consumer-fixtures.ts"
 import { scratchDatabase, withClient } from "../support/database.ts"
 import { effectTest } from "../support/effect.ts"
 
 const fileCount = readdirSync(migrationsDir).filter((f) => f.endsWith(".sql")).length
+
+const psqlEnv = { ...process.env, PGOPTIONS: "-c client_min_messages=warning" }
+const psqlFile = (url: string, file: string) => [url, "-v", "ON_ERROR_STOP=1", "-q", "-f", file]
+const dlqDedup = join(migrationsDir, "041_dlq_dedup.sql")
+
+/** A scratch database with the migrations before 041 applied: its DLQ may repeat a record. */
+const databaseBefore041 = Effect.gen(function* () {
+  const db = yield* scratchDatabase
+  const before = mkdtempSync(join(tmpdir(), "migrations-"))
+  for (const f of readdirSync(migrationsDir).filter((n) => n.endsWith(".sql") && n < "041"))
+    cpSync(join(migrationsDir, f), join(before, f))
+  yield* migrate(before).pipe(withClient(db.url))
+  return db
+})
 
 describe("bun run migrate", () => {
   effectTest("applies every file once; a second run applies nothing", () =>
@@ -47,11 +62,7 @@ describe("bun run migrate", () => {
     "041 folds the open DLQ rows of each record into one (count summed, first failure, latest error, histories joined), as-is with psql -f and again through the migrator; then the unique rule holds",
     () =>
       Effect.gen(function* () {
-        const db = yield* scratchDatabase
-        const before = mkdtempSync(join(tmpdir(), "migrations-"))
-        for (const f of readdirSync(migrationsDir).filter((n) => n.endsWith(".sql") && n < "041"))
-          cpSync(join(migrationsDir, f), join(before, f))
-        yield* migrate(before).pipe(withClient(db.url))
+        const db = yield* databaseBefore041
         const at = (hour: number) => new Date(Date.UTC(2026, 0, 1, hour))
         const e1 = crypto.randomUUID()
         const e2 = crypto.randomUUID()
@@ -142,11 +153,7 @@ describe("bun run migrate", () => {
           entry("k", { failed_at: at(3), last_failed_at: at(3), error_message: "e-k" }),
         ]
 
-        const file = join(migrationsDir, "041_dlq_dedup.sql")
-        const r = spawnSync("psql", [db.url, "-v", "ON_ERROR_STOP=1", "-q", "-f", file], {
-          encoding: "utf8",
-          env: { ...process.env, PGOPTIONS: "-c client_min_messages=warning" },
-        })
+        const r = spawnSync("psql", psqlFile(db.url, dlqDedup), { encoding: "utf8", env: psqlEnv })
         expect({ code: r.status, err: r.stderr.trim() }).toEqual({ code: 0, err: "" })
         expect(yield* folded).toEqual(expected)
         // The migrator, which has no record of the psql run, applies it once more: nothing changes.
@@ -162,6 +169,106 @@ describe("bun run migrate", () => {
             VALUES (${e1}, 'g1', 'events.t', 0, 2, 'Fatal', 'again')`,
         ).pipe(withClient(db.url), Effect.flip)
         expect(String((duplicate.cause as { code?: string }).code)).toBe("23505")
+      }),
+  )
+
+  effectTest(
+    "041 folds a DLQ of 50,000 rows for 20,000 records within 30 s (its table locked all the while)",
+    () =>
+      Effect.gen(function* () {
+        const db = yield* databaseBefore041
+        yield* withClient(db.url)(
+          Effect.flatMap(
+            SqlClient.SqlClient,
+            (sql) => sql`INSERT INTO event_dlq (event_id, consumer_group, topic, partition, "offset", value,
+                error_tag, error_message, replay_status, history, failed_at)
+              SELECT e.id, 'intel-group', 'events.miner', n % 4, n, repeat('x', 200), 'SqlError', 'down ' || n,
+                CASE WHEN n % 7 = 0 THEN 'failed' ELSE 'pending' END,
+                CASE WHEN n % 7 = 0 THEN jsonb_build_array(jsonb_build_object('error_message', n)) ELSE '[]' END,
+                now() - make_interval(secs => n)
+              FROM generate_series(1, 50000) n
+              JOIN (SELECT k, gen_random_uuid() AS id FROM generate_series(0, 19999) k) e ON e.k = n % 20000`,
+          ),
+        )
+        const started = Date.now()
+        const r = spawnSync("psql", psqlFile(db.url, dlqDedup), {
+          encoding: "utf8",
+          env: psqlEnv,
+          timeout: 30_000,
+        })
+        expect({ code: r.status, err: r.stderr.trim() }).toEqual({ code: 0, err: "" })
+        expect(Date.now() - started).toBeLessThan(30_000)
+        const [folded] = yield* withClient(db.url)(
+          Effect.flatMap(
+            SqlClient.SqlClient,
+            (sql) => sql<{ entries: number; occurrences: number; histories: number }>`
+              SELECT count(*)::int AS entries, sum(occurrences)::int AS occurrences,
+                sum(jsonb_array_length(history))::int AS histories
+              FROM event_dlq`,
+          ),
+        )
+        expect(folded).toEqual({ entries: 20_000, occurrences: 50_000, histories: 7142 })
+      }),
+    { timeout: 120_000 },
+  )
+
+  effectTest(
+    "041 under psql -f while a member still on the old code dead-letters: the write waits for it, and it ends with every row counted and last_failed_at NOT NULL",
+    () =>
+      Effect.gen(function* () {
+        const db = yield* databaseBefore041
+        yield* Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          // Holds the migration inside its first UPDATE of event_dlq while the test holds the lock.
+          yield* sql`CREATE FUNCTION hold_041() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_advisory_xact_lock(4141); RETURN NULL; END $$`
+          yield* sql`CREATE TRIGGER hold_041 BEFORE UPDATE ON event_dlq
+            FOR EACH STATEMENT EXECUTE FUNCTION hold_041()`
+          const locked = yield* Deferred.make<void>()
+          const release = yield* Deferred.make<void>()
+          const holder = yield* Effect.fork(
+            sql.withTransaction(
+              Effect.gen(function* () {
+                yield* sql`SELECT pg_advisory_xact_lock(4141)`
+                yield* Deferred.succeed(locked, undefined)
+                yield* Deferred.await(release)
+              }),
+            ),
+          )
+          yield* Deferred.await(locked)
+          const psql = Bun.spawn(["psql", ...psqlFile(db.url, dlqDedup)], { env: psqlEnv, stderr: "pipe" })
+          const waitingOn = (event: string) =>
+            Effect.map(
+              sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+                WHERE datname = ${db.name} AND wait_event_type = 'Lock' AND wait_event = ${event}`,
+              ([row]) => row!.n > 0,
+            )
+          yield* eventually(waitingOn("advisory"))
+          // What writeDeadLetter wrote before 041: no occurrences, no last_failed_at.
+          const oldWrite = yield* Effect.fork(
+            sql`INSERT INTO event_dlq (event_id, consumer_group, topic, partition, "offset", error_tag, error_message)
+              VALUES (${crypto.randomUUID()}, 'g1', 'events.t', 0, 7, 'Fatal', 'during the migration')`,
+          )
+          yield* eventually(
+            Effect.zipWith(
+              waitingOn("relation"),
+              Fiber.poll(oldWrite),
+              (waits, done) => waits || done._tag === "Some",
+            ),
+          )
+          yield* Deferred.succeed(release, undefined)
+          yield* Fiber.join(holder)
+          const code = yield* Effect.promise(() => psql.exited)
+          const err = yield* Effect.promise(() => new Response(psql.stderr).text())
+          yield* Fiber.join(oldWrite)
+          expect({ code, err: err.trim() }).toEqual({ code: 0, err: "" })
+          const [column] = yield* sql<{ notNull: boolean; missing: number; occurrences: number }>`
+            SELECT (SELECT attnotnull FROM pg_attribute
+                    WHERE attrelid = 'event_dlq'::regclass AND attname = 'last_failed_at') AS "notNull",
+              (SELECT count(*)::int FROM event_dlq WHERE last_failed_at IS NULL) AS missing,
+              (SELECT sum(occurrences)::int FROM event_dlq) AS occurrences`
+          expect(column).toEqual({ notNull: true, missing: 0, occurrences: 1 })
+        }).pipe(withClient(db.url))
       }),
   )
 
