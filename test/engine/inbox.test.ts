@@ -2,6 +2,8 @@ import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Effect, Fiber } from "effect"
 import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
+import { Retryable } from "../../src/engine/consumer/errors.ts"
+import { decodeRetryPolicy } from "../../src/engine/consumer/retry.ts"
 import {
   committedCount,
   effectCounts,
@@ -59,6 +61,46 @@ describe("consumer inbox", () => {
         expect(inbox[0]!.n).toBe(1)
       }),
     { timeout: 60_000 },
+  )
+
+  effectTest(
+    "an event whose id header is in upper case is processed once, in a chunk and on the per-event path of a retry, and is a duplicate when delivered again",
+    () =>
+      Effect.gen(function* () {
+        yield* ensureEffectsTable
+        const topic = workTopic()
+        const group = uniqueId("upper-id")
+        let retriedCalls = 0
+        const consumer = defineConsumer({
+          name: "upper-id",
+          group,
+          retry: decodeRetryPolicy({ maxAttempts: 3, baseDelayMs: 20, factor: 1, capMs: 20, jitter: 0 }),
+          subscriptions: [
+            on(topic, {
+              Work: (p, meta) => {
+                if (p.label === "retried" && ++retriedCalls === 1) return new Retryable({ message: "once" })
+                return writeEffect(group, meta.eventId, meta.tenantId, p.label)
+              },
+            }),
+          ],
+        })
+        const upper = () => crypto.randomUUID().toUpperCase()
+        const key = { key: "one-partition" }
+        const inChunk = workRecord({ label: "in-chunk" }, { ...key, id: upper(), tenantId: upper() })
+        const retried = workRecord({ label: "retried" }, { ...key, id: upper() })
+        const other = workRecord({ label: "other" }, key)
+        yield* produce(topic.name, [inChunk, retried, other])
+        yield* startMember(consumer)
+        yield* eventually(Effect.map(committedCount(group, topic.name), (n) => n === 3))
+        yield* produce(topic.name, [inChunk, retried])
+        yield* eventually(Effect.map(committedCount(group, topic.name), (n) => n === 5))
+
+        const counts = yield* effectCounts(group)
+        expect(counts.get(inChunk.id.toLowerCase())).toBe(1)
+        expect(counts.get(retried.id.toLowerCase())).toBe(1)
+        expect(counts.get(other.id)).toBe(1)
+        expect(retriedCalls).toBe(2)
+      }),
   )
 
   effectTest(

@@ -56,15 +56,17 @@ export const makeParser = <R>(def: ConsumerDefinition<R>) => {
     const replayDlqId = replayGroup !== undefined && dlqId && /^\d+$/.test(dlqId) ? dlqId : undefined
     const common = { raw, replayDlqId }
 
-    const meta = readRecordMeta(raw.headers)
-    if (meta instanceof MissingHeader) return { ...common, _tag: "Poison", error: meta, meta: {} }
+    const read = readRecordMeta(raw.headers)
+    if (read instanceof MissingHeader) return { ...common, _tag: "Poison", error: read, meta: {} }
     for (const [header, value] of [
-      ["id", meta.eventId],
-      ["tenantId", meta.tenantId],
+      ["id", read.eventId],
+      ["tenantId", read.tenantId],
     ] as const) {
       if (!uuid.test(value))
         return { ...common, _tag: "Poison", error: new MalformedHeader({ header, value }), meta: {} }
     }
+    // The ids as PostgreSQL writes a uuid: the inbox claim answers with those, matched to the record's.
+    const meta = { ...read, eventId: read.eventId.toLowerCase(), tenantId: read.tenantId.toLowerCase() }
     const poison = (error: UnknownEventType | DecodeFailed | Fatal): Parsed => ({
       ...common,
       _tag: "Poison",
