@@ -69,7 +69,3 @@ BEGIN
     WHERE event_id IS NULL AND replay_status <> 'replayed';
 END
 $$;
-
--- A member skips a redelivered event whose entry is open and counts the repeat on it, inside its
--- tenant transaction (as hashinsight_app, under RLS).
-GRANT UPDATE (occurrences, last_failed_at) ON event_dlq TO hashinsight_app;

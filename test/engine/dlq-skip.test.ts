@@ -1,13 +1,23 @@
 /**
  * A redelivered event whose record waits in the DLQ is skipped by the inbox claim until it is
- * replayed: per group, per tenant (under RLS), through the replay states.
+ * replayed: per group, per tenant (under RLS), through the replay states, in a race with the replay
+ * itself; and the claim only reads the DLQ, so the locks an operator or the replay CLI takes stop
+ * neither good events nor the replay.
  */
 import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Deferred, Duration, Effect, Fiber } from "effect"
 import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
-import { replayDlqIdHeader, replayGroupHeader } from "../../src/engine/consumer/dlq.ts"
+import {
+  markReplayed,
+  replayDlqIdHeader,
+  replayGroupHeader,
+  writeDeadLetter,
+} from "../../src/engine/consumer/dlq.ts"
 import { Fatal } from "../../src/engine/consumer/errors.ts"
+import { claim, claimReplay, type InboxRow } from "../../src/engine/consumer/inbox.ts"
+import { DlqReplay } from "../../src/ops/dlq/replay.ts"
+import { withTenant } from "../../src/platform/db.ts"
 import {
   committedCount,
   dlqRows,
@@ -17,6 +27,7 @@ import {
   produce,
   startMember,
   type TestRecord,
+  testTenant,
   workRecord,
   workTopic,
   writeEffect,
@@ -158,6 +169,196 @@ describe("the DLQ skip of a redelivered event", () => {
         ])
         expect(calls).toBe(3)
         expect((yield* effectCounts(group)).get(bad.id)).toBe(1)
+      }),
+  )
+
+  effectTest(
+    "a replay and a redelivery of the same event in two members' transactions at once: exactly one of them claims it, in either order, and neither waits for the other",
+    () =>
+      Effect.gen(function* () {
+        yield* ensureEffectsTable
+        const group = uniqueId("dlq-race")
+        yield* Effect.addFinalizer(() =>
+          Effect.ignore(
+            Effect.flatMap(
+              SqlClient.SqlClient,
+              (sql) => sql`DELETE FROM event_dlq WHERE consumer_group = ${group}`,
+            ),
+          ),
+        )
+        const row = (): InboxRow => ({
+          eventId: crypto.randomUUID(),
+          tenantId: testTenant,
+          eventType: "Work",
+          topic: "events.race",
+          partition: 0,
+          offset: "0",
+        })
+        const deadLettered = (r: InboxRow) =>
+          Effect.map(
+            writeDeadLetter({
+              group,
+              ...r,
+              key: "k",
+              value: "{}",
+              headers: {},
+              errorTag: "Fatal",
+              errorMessage: "broken",
+              attempts: 1,
+            }),
+            (w) => w.id,
+          )
+        /** The replay's transaction up to its commit, which waits for `commit`. */
+        const replay = (
+          r: InboxRow,
+          dlqId: string,
+          done: Deferred.Deferred<boolean>,
+          commit: Deferred.Deferred<void>,
+        ) =>
+          withTenant(r.tenantId)(
+            Effect.gen(function* () {
+              const c = yield* claimReplay(group, r)
+              if (c.claimed.has(r.eventId)) yield* writeEffect(group, r.eventId, r.tenantId, "replay")
+              yield* markReplayed(group, dlqId)
+              yield* Deferred.succeed(done, c.claimed.has(r.eventId))
+              yield* Deferred.await(commit)
+            }),
+          )
+        const redelivery = (r: InboxRow) =>
+          withTenant(r.tenantId)(
+            Effect.gen(function* () {
+              const sql = yield* SqlClient.SqlClient
+              // Waiting on the replay's locks would wait for a commit that waits for this claim.
+              yield* sql`SET LOCAL lock_timeout = '2s'`
+              const c = yield* claim(group, [r])
+              if (c.claimed.has(r.eventId)) yield* writeEffect(group, r.eventId, r.tenantId, "redelivery")
+              return c.claimed.has(r.eventId)
+            }),
+          )
+
+        // The replay's transaction first, open while the redelivery is claimed.
+        const first = row()
+        const firstId = yield* deadLettered(first)
+        const replayed = yield* Deferred.make<boolean>()
+        const commit = yield* Deferred.make<void>()
+        // Scoped: on a failure it ends before the finalizer that deletes its rows.
+        const replaying = yield* Effect.forkScoped(replay(first, firstId, replayed, commit))
+        expect(yield* Deferred.await(replayed)).toBe(true)
+        expect(yield* redelivery(first)).toBe(false)
+        yield* Deferred.succeed(commit, undefined)
+        yield* Fiber.join(replaying)
+        expect(yield* redelivery(first)).toBe(false)
+
+        // The redelivery first, then the replay.
+        const second = row()
+        const secondId = yield* deadLettered(second)
+        expect(yield* redelivery(second)).toBe(false)
+        const replayed2 = yield* Deferred.make<boolean>()
+        const commit2 = yield* Deferred.make<void>()
+        yield* Deferred.succeed(commit2, undefined)
+        yield* replay(second, secondId, replayed2, commit2)
+        expect(yield* Deferred.await(replayed2)).toBe(true)
+
+        const effects = yield* effectCounts(group)
+        expect([effects.get(first.eventId), effects.get(second.eventId)]).toEqual([1, 1])
+      }),
+  )
+
+  effectTest(
+    "good events keep flowing while event_dlq is locked against writes (the lock CREATE INDEX takes): the claim only reads the DLQ",
+    () =>
+      Effect.gen(function* () {
+        yield* ensureEffectsTable
+        const sql = yield* SqlClient.SqlClient
+        const topic = workTopic()
+        const group = uniqueId("dlq-locked")
+        const consumer = defineConsumer({
+          name: "dlq-locked",
+          group,
+          subscriptions: [
+            on(topic, { Work: (p, meta) => writeEffect(group, meta.eventId, meta.tenantId, p.label) }),
+          ],
+        })
+        yield* produce(topic.name, [workRecord({ label: "warm-up" })])
+        yield* startMember(consumer)
+        yield* eventually(Effect.map(committedCount(group, topic.name), (n) => n === 1))
+
+        const locked = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(
+          sql.withTransaction(
+            Effect.gen(function* () {
+              yield* sql`LOCK TABLE event_dlq IN SHARE MODE`
+              yield* Deferred.succeed(locked, undefined)
+              yield* Deferred.await(release)
+            }),
+          ),
+        )
+        yield* Deferred.await(locked)
+        const during = [workRecord({ label: "a" }), workRecord({ label: "b" }), workRecord({ label: "c" })]
+        yield* produce(topic.name, during)
+        const flowed = yield* eventually(
+          Effect.map(effectCounts(group), (counts) => during.every((r) => counts.get(r.id) === 1)),
+          Duration.seconds(15),
+        ).pipe(Effect.either)
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        expect(flowed._tag).toBe("Right")
+      }),
+  )
+
+  effectTest(
+    "an operator's replay while a member's transaction has just skipped the entry's redelivery sends the entry: the skip holds no lock on it",
+    () =>
+      Effect.gen(function* () {
+        yield* ensureEffectsTable
+        const topic = workTopic()
+        const group = uniqueId("dlq-unlocked")
+        const slowStarted = yield* Deferred.make<void>()
+        const slowRelease = yield* Deferred.make<void>()
+        const broken = new Set(["bad"])
+        const consumer = defineConsumer({
+          name: "dlq-unlocked",
+          group,
+          subscriptions: [
+            on(topic, {
+              Work: (p, meta) =>
+                broken.has(p.label)
+                  ? new Fatal({ message: `${p.label} broken` })
+                  : p.label === "slow"
+                    ? Effect.zipRight(
+                        Deferred.succeed(slowStarted, undefined),
+                        Effect.zipRight(
+                          Deferred.await(slowRelease),
+                          writeEffect(group, meta.eventId, meta.tenantId, p.label),
+                        ),
+                      )
+                    : writeEffect(group, meta.eventId, meta.tenantId, p.label),
+            }),
+          ],
+        })
+        const key = { key: "one-partition" }
+        const bad = workRecord({ label: "bad" }, key)
+        yield* produce(topic.name, [bad])
+        yield* startMember(consumer)
+        yield* eventually(Effect.map(committedCount(group, topic.name), (n) => n === 1))
+        const [entry] = yield* dlqRows(group)
+        expect(entry?.event_id).toBe(bad.id)
+
+        // Delivered again ahead of an event whose handler takes its time, in one chunk transaction.
+        yield* produce(topic.name, [bad, workRecord({ label: "slow" }, key)])
+        yield* Deferred.await(slowStarted)
+        broken.delete("bad")
+        const summary = yield* Effect.flatMap(DlqReplay, (r) =>
+          r.run({ group, statuses: ["pending", "failed"] }, 10, 1, () => Effect.void),
+        ).pipe(Effect.provide(DlqReplay.layer))
+        yield* Deferred.succeed(slowRelease, undefined)
+        expect({ sent: summary.sent, failed: summary.failed }).toEqual({ sent: 1, failed: 0 })
+        yield* eventually(Effect.map(occurrencesOf(group), (rows) => rows[0]?.replay_status === "replayed"))
+        expect((yield* effectCounts(group)).get(bad.id)).toBe(1)
+        expect(yield* occurrencesOf(group)).toEqual([
+          { event_id: bad.id, occurrences: 2, replay_status: "replayed" },
+        ])
       }),
   )
 })

@@ -76,6 +76,20 @@ export const writeDeadLetter = Effect.fn("Dlq.write")(function* (d: DeadLetter) 
 })
 
 /**
+ * Deliveries the inbox claim skipped because their record's entry is open: one repeat each (an id
+ * may come more than once). Run after the claim's transaction, as the connecting role, so that a
+ * member's transaction only reads the DLQ.
+ */
+export const countRepeats = Effect.fn("Dlq.countRepeats")(function* (entryIds: ReadonlyArray<string>) {
+  const sql = yield* SqlClient.SqlClient
+  const counts = new Map<string, number>()
+  for (const id of entryIds) counts.set(id, (counts.get(id) ?? 0) + 1)
+  const repeats = sql.csv([...counts].map(([id, n]) => sql`(${id}::bigint, ${n}::int)`))
+  yield* sql`UPDATE event_dlq SET occurrences = occurrences + r.n, last_failed_at = now()
+    FROM (VALUES ${repeats}) AS r (id, n) WHERE event_dlq.id = r.id`
+})
+
+/**
  * SQL condition: another open entry has the identity of `row` (an alias of `event_dlq`). A replayed
  * row must stay closed while one does, or the unique rule would refuse the change.
  */

@@ -7,8 +7,9 @@
  * on the per-event path (its failed try counted as attempt 1) and the rest follow; when the locks
  * cannot be had, or a fence rejects, every event goes the per-event path. Retries wait outside any
  * transaction and any lock. An event the DLQ holds is not run again when Kafka delivers it again
- * (until it is replayed): the claim counts the repeat on its entry (inbox.ts); a poison record, or
- * an event another member dead-lettered meanwhile, counts on its entry when written (dlq.ts).
+ * (until it is replayed): the claim finds its open entry (inbox.ts) and the repeat is counted on it
+ * once the transaction is over; a poison record, or an event another member dead-lettered
+ * meanwhile, counts on its entry when written (dlq.ts).
  */
 import { SqlClient } from "@effect/sql"
 import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Schedule } from "effect"
@@ -17,7 +18,7 @@ import { headersAsText } from "../record.ts"
 import { DeferredFailed, makeUnitWork, UnitWork } from "./before-commit.ts"
 import { classify, isRetryable, type Verdict } from "./classify.ts"
 import type { ConsumerDefinition, EventMeta } from "./definition.ts"
-import { markReplayed, markReplayFailed, writeDeadLetter } from "./dlq.ts"
+import { countRepeats, markReplayed, markReplayFailed, writeDeadLetter } from "./dlq.ts"
 import { Fatal } from "./errors.ts"
 import { claim, claimReplay, type InboxRow } from "./inbox.ts"
 import { fenceAll, type Held, Locks } from "./lock.ts"
@@ -119,7 +120,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
 
     /**
      * One attempt of one event: claim, handle, deferred work, fence, close a replayed DLQ row — one
-     * transaction.
+     * transaction; then the repeat of an event the DLQ holds, counted on its entry.
      */
     const attemptOne = (r: Ready, attempt: number, lock: Held | undefined) =>
       withTenant(r.meta.tenantId)(
@@ -128,9 +129,10 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
             ? claim(def.group, [inboxRow(r)])
             : claimReplay(def.group, inboxRow(r))
           const id = r.meta.eventId
+          const entry = c.deadLettered.get(id)
           const outcome = c.claimed.has(id)
             ? "processed"
-            : c.deadLettered.has(id)
+            : entry !== undefined
               ? "dead-lettered"
               : "duplicate"
           if (outcome === "processed") {
@@ -140,8 +142,11 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
             if (lock) yield* fenceAll([lock])
           }
           if (r.replayDlqId !== undefined) yield* markReplayed(def.group, r.replayDlqId)
-          return outcome
+          return { outcome, entry }
         }),
+      ).pipe(
+        Effect.tap(({ entry }) => (entry === undefined ? Effect.void : countRepeats([entry]))),
+        Effect.map(({ outcome }) => outcome),
       )
 
     /** One event with retries by the policy; `prior` is a failure already spent as attempt 1. */
@@ -188,12 +193,12 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
             else byTenant.set(r.meta.tenantId, [r])
           }
           const claimed = new Set<string>()
-          const deadLettered = new Set<string>()
+          const deadLettered = new Map<string, string>()
           for (const [tenantId, rows] of byTenant) {
             yield* useTenant(tenantId)
             const c = yield* claim(def.group, rows.map(inboxRow))
             for (const id of c.claimed) claimed.add(id)
-            for (const id of c.deadLettered) deadLettered.add(id)
+            for (const [id, entry] of c.deadLettered) deadLettered.set(id, entry)
           }
           const work = makeUnitWork()
           const used = new Map<string, Held>()
@@ -211,7 +216,11 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
           }
           yield* work.flush(useTenant)
           yield* fenceAll([...used.values()])
-          return { done, deadLettered: items.filter((r) => deadLettered.has(r.meta.eventId)).length }
+          const repeats = items.flatMap((r) => {
+            const entry = deadLettered.get(r.meta.eventId)
+            return entry === undefined ? [] : [entry]
+          })
+          return { done, repeats }
         }),
       )
 
@@ -237,11 +246,14 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
         if (items.length === 0) return
         const outcome = yield* Effect.either(runChunk(items))
         if (Either.isRight(outcome)) {
-          const { done, deadLettered } = outcome.right
+          const { done, repeats } = outcome.right
           yield* Metric.incrementBy(processed, done)
-          if (deadLettered > 0) yield* Metric.incrementBy(skipped("dead-lettered"), deadLettered)
-          if (items.length > done + deadLettered)
-            yield* Metric.incrementBy(skipped("duplicate"), items.length - done - deadLettered)
+          if (repeats.length > 0) {
+            yield* countRepeats(repeats).pipe(Effect.retry(persistently), Effect.orDie)
+            yield* Metric.incrementBy(skipped("dead-lettered"), repeats.length)
+          }
+          if (items.length > done + repeats.length)
+            yield* Metric.incrementBy(skipped("duplicate"), items.length - done - repeats.length)
           return
         }
         const { index, error } = outcome.left
