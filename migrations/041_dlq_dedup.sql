@@ -3,23 +3,24 @@
 -- identity is (consumer group, event id); a record without a usable event id has none, so it is
 -- (consumer group, topic, partition, offset): the same Kafka record delivered again. Open means not
 -- yet replayed: once a replay succeeds, a later fresh failure of the event may open a new entry.
---
+ALTER TABLE event_dlq ADD COLUMN IF NOT EXISTS occurrences integer NOT NULL DEFAULT 1;
+ALTER TABLE event_dlq ADD COLUMN IF NOT EXISTS last_failed_at timestamptz;
+-- The default before the fill: under `psql -f` a member may write a row meanwhile, and it must not
+-- be left without one (SET NOT NULL would fail); a row written before the default is filled.
+ALTER TABLE event_dlq ALTER COLUMN last_failed_at SET DEFAULT now();
+UPDATE event_dlq SET last_failed_at = failed_at WHERE last_failed_at IS NULL;
+ALTER TABLE event_dlq ALTER COLUMN last_failed_at SET NOT NULL;
+
 -- Rows written before this migration may repeat an identity: fold each set of open rows into one
 -- (the count summed, the first failure's time, the latest error, their replay histories joined)
 -- before the unique indexes go on. The kept row is the one a replay is under way for, if any (its id
--- travels in that replay's record), else a failed replay's, else the first. All of it is one
--- statement (a DO block) under the table's lock, so under `psql -f` too no member writes a row
--- between the steps: neither a repeat between the fold and the indexes nor, between adding
--- last_failed_at and making it NOT NULL, a row without it. Each step joins whole sets, never a
--- subquery per entry: the table stays locked while it runs, and a DLQ full of repeats is large.
+-- travels in that replay's record), else a failed replay's, else the first. One statement (a DO
+-- block), so under `psql -f` too no member can add a repeat between the fold and the indexes. Each
+-- step joins whole sets, never a subquery per entry: writes wait while it runs, and a DLQ full of
+-- repeats is large.
 DO $$
 BEGIN
-  LOCK TABLE event_dlq IN ACCESS EXCLUSIVE MODE;
-  ALTER TABLE event_dlq ADD COLUMN IF NOT EXISTS occurrences integer NOT NULL DEFAULT 1;
-  ALTER TABLE event_dlq ADD COLUMN IF NOT EXISTS last_failed_at timestamptz;
-  UPDATE event_dlq SET last_failed_at = failed_at WHERE last_failed_at IS NULL;
-  ALTER TABLE event_dlq ALTER COLUMN last_failed_at SET DEFAULT now(),
-    ALTER COLUMN last_failed_at SET NOT NULL;
+  LOCK TABLE event_dlq IN SHARE ROW EXCLUSIVE MODE;
 
   CREATE TEMPORARY TABLE event_dlq_fold ON COMMIT DROP AS
   SELECT id, first_value(id) OVER (

@@ -213,7 +213,7 @@ describe("bun run migrate", () => {
   )
 
   effectTest(
-    "041 under psql -f while a member still on the old code dead-letters: the write waits for it, and it ends with every row counted and last_failed_at NOT NULL",
+    "041 under psql -f while a member still on the old code dead-letters: its row gets a last_failed_at too, and the file ends with it NOT NULL",
     () =>
       Effect.gen(function* () {
         const db = yield* databaseBefore041
