@@ -2,10 +2,7 @@
  * Building blocks of what the routes accept. Every text is bounded and free of NUL and every date
  * within PostgreSQL's range, so bad input is a 400 at the edge and never a database error (a 503).
  */
-import type { HttpApiEndpoint } from "@effect/platform"
-import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { Schema } from "effect"
-import { IdempotencyInFlight, IdempotencyKeyReused } from "../http/problem.ts"
 
 export const Text = (max: number) =>
   Schema.String.pipe(
@@ -18,38 +15,3 @@ export const Text = (max: number) =>
 export const At = Schema.Date.pipe(
   Schema.betweenDate(new Date("1970-01-01T00:00:00Z"), new Date("2200-01-01T00:00:00Z")),
 ).annotations({ description: "ISO 8601 time between 1970 and 2200; defaults to now" })
-
-const IdempotencyHeaders = Schema.Struct({
-  "idempotency-key": Schema.optional(
-    Schema.String.annotations({
-      description:
-        "Makes the write safe to retry for 24 h: the same key and request replay the stored response (header `Idempotent-Replayed: true`).",
-    }),
-  ),
-})
-
-/** A write behind the Idempotency-Key middleware: the header it reads and the two problems it adds. */
-export const idempotentWrite = <
-  Name extends string,
-  Method extends HttpMethod,
-  Path,
-  UrlParams,
-  Payload,
-  Success,
-  Error,
-  R,
-  RE,
->(
-  endpoint: HttpApiEndpoint.HttpApiEndpoint<
-    Name,
-    Method,
-    Path,
-    UrlParams,
-    Payload,
-    never,
-    Success,
-    Error,
-    R,
-    RE
-  >,
-) => endpoint.setHeaders(IdempotencyHeaders).addError(IdempotencyKeyReused).addError(IdempotencyInFlight)

@@ -21,7 +21,7 @@ import { AppConfig } from "../platform/config.ts"
 import { HashInsightApi } from "./api.ts"
 import { Authentication, defaultKeyTtl } from "./authentication.ts"
 import { maxBodyBytes, ProblemEdge } from "./edge.ts"
-import { IdempotencyStore } from "./idempotency.ts"
+import { IdempotencyStore } from "./idempotency-store.ts"
 
 export interface ServerOptions {
   /** How long a known API key is trusted without asking the database (default 30 s). */
@@ -54,7 +54,7 @@ export const makeServer = (port: number, options: ServerOptions = {}) =>
     Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(ProblemEdge),
-    Layer.provide(IdempotencyStore.purgeLoop),
+    Layer.provide(IdempotencyStore.layerPurge),
     Layer.provide(apiRoutes(options)),
     HttpServer.withLogAddress,
     // Bun's own limit backs up the edge's for bodies that arrive without a Content-Length.

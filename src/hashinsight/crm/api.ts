@@ -2,9 +2,10 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
+import { withIdempotencyKey } from "../../http/idempotency.ts"
 import { UnknownCrmAccount } from "../../http/problem.ts"
 import { UserId } from "../miners/schema.ts"
-import { idempotentWrite, Text } from "../request-schema.ts"
+import { Text } from "../request-schema.ts"
 import { crmTopic } from "../topics.ts"
 
 const Tier = crmTopic.events.AccountUpserted.fields.tier
@@ -35,7 +36,7 @@ export class CrmGroup extends HttpApiGroup.make("crm")
     HttpApiEndpoint.post("upsertAccount", "/api/crm/accounts")
       .setPayload(UpsertAccount)
       .addSuccess(Account)
-      .pipe(idempotentWrite)
+      .pipe(withIdempotencyKey)
       .annotate(OpenApi.Summary, "Create or update a CRM account (appends AccountUpserted)"),
   )
   .add(
@@ -43,7 +44,7 @@ export class CrmGroup extends HttpApiGroup.make("crm")
       .setPayload(UpsertContact)
       .addSuccess(Contact)
       .addError(UnknownCrmAccount)
-      .pipe(idempotentWrite)
+      .pipe(withIdempotencyKey)
       .annotate(OpenApi.Summary, "Create or update a contact of an account (appends ContactUpserted)"),
   )
   .middleware(Authentication) {}

@@ -1,8 +1,8 @@
 /** The miners routes as data: paths, Schemas and problems. Server and OpenAPI are derived from it. */
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Authentication } from "../../http/authentication.ts"
+import { withIdempotencyKey } from "../../http/idempotency.ts"
 import { Conflict, NotFound, UnknownModel } from "../../http/problem.ts"
-import { idempotentWrite } from "../request-schema.ts"
 import { AddMiner, ChangeMiner, ListMinersParams, Miner, MinerId, MinerList } from "./schema.ts"
 
 export class MinersGroup extends HttpApiGroup.make("miners")
@@ -11,7 +11,7 @@ export class MinersGroup extends HttpApiGroup.make("miners")
       .setPayload(AddMiner)
       .addSuccess(Miner, { status: 201 })
       .addError(UnknownModel)
-      .pipe(idempotentWrite)
+      .pipe(withIdempotencyKey)
       .annotate(OpenApi.Summary, "Add a user's miner holding (appends MinerAdded)"),
   )
   .add(
@@ -20,7 +20,7 @@ export class MinersGroup extends HttpApiGroup.make("miners")
       .addSuccess(Miner)
       .addError(NotFound)
       .addError(Conflict)
-      .pipe(idempotentWrite)
+      .pipe(withIdempotencyKey)
       .annotate(
         OpenApi.Summary,
         "Change an active holding's count, site or power price (appends MinerChanged)",
@@ -31,7 +31,7 @@ export class MinersGroup extends HttpApiGroup.make("miners")
       .addSuccess(Miner)
       .addError(NotFound)
       .addError(Conflict)
-      .pipe(idempotentWrite)
+      .pipe(withIdempotencyKey)
       .annotate(OpenApi.Summary, "Retire an active holding (appends MinerRetired)"),
   )
   .add(

@@ -2,8 +2,9 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
+import { withIdempotencyKey } from "../../http/idempotency.ts"
 import { NotFound } from "../../http/problem.ts"
-import { At, idempotentWrite, Text } from "../request-schema.ts"
+import { At, Text } from "../request-schema.ts"
 import { opsTopic } from "../topics.ts"
 
 // Upper bounds keep the economics finite; they are far above any real figure.
@@ -56,7 +57,7 @@ export class OpsGroup extends HttpApiGroup.make("ops")
     HttpApiEndpoint.post("postMarketData", "/api/ops/market")
       .setPayload(PostMarketData)
       .addSuccess(RecordedMarketData, { status: 201 })
-      .pipe(idempotentWrite)
+      .pipe(withIdempotencyKey)
       .annotate(OpenApi.Summary, "Record a market observation (appends MarketDataUpdated)"),
   )
   .add(
@@ -69,7 +70,7 @@ export class OpsGroup extends HttpApiGroup.make("ops")
     HttpApiEndpoint.post("reportIncident", "/api/ops/incidents")
       .setPayload(ReportIncident)
       .addSuccess(Incident, { status: 201 })
-      .pipe(idempotentWrite)
+      .pipe(withIdempotencyKey)
       .annotate(OpenApi.Summary, "Report a site incident (appends SiteIncidentReported)"),
   )
   .middleware(Authentication) {}

@@ -2,9 +2,10 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
+import { withIdempotencyKey } from "../../http/idempotency.ts"
 
 import { UserId } from "../miners/schema.ts"
-import { At, idempotentWrite } from "../request-schema.ts"
+import { At } from "../request-schema.ts"
 import { treasuryTopic } from "../topics.ts"
 
 const Kind = treasuryTopic.events.TreasuryTransactionRecorded.fields.kind
@@ -38,7 +39,7 @@ export class TreasuryGroup extends HttpApiGroup.make("treasury")
     HttpApiEndpoint.post("recordTransaction", "/api/treasury/transactions")
       .setPayload(RecordTransaction)
       .addSuccess(TreasuryTransaction, { status: 201 })
-      .pipe(idempotentWrite)
+      .pipe(withIdempotencyKey)
       .annotate(OpenApi.Summary, "Record a treasury transaction (appends TreasuryTransactionRecorded)"),
   )
   .middleware(Authentication) {}
