@@ -3,12 +3,11 @@
  * in the tenant's RLS transaction and answers JSON of its response Schema; a read goes through the
  * SWR cache as the Schema's JSON-safe encoded form; a database that fails a read is a 503.
  */
-import type { SqlError } from "@effect/sql"
-import { Effect, type ParseResult, Schema } from "effect"
+import { Effect, Schema } from "effect"
 import { Cache, type SwrOptions } from "../engine/cache/swr.ts"
 import { CurrentTenant } from "../http/authentication.ts"
 import { idempotentWrite, jsonResponse } from "../http/idempotency.ts"
-import { databaseUnavailable, type Problem } from "../http/problem.ts"
+import { databaseUnavailable } from "../http/problem.ts"
 
 /** A database read that failed: 503 (see `databaseUnavailable`). */
 export const databaseDown = databaseUnavailable("database")
@@ -18,7 +17,7 @@ export const databaseDown = databaseUnavailable("database")
  * result encoded by `schema`. Register the handler `{ uninterruptible: true }`: a write that
  * started finishes and records its response.
  */
-export const tenantWrite = <A, I, E extends Problem | SqlError.SqlError, R>(
+export const tenantWrite = <A, I, E, R>(
   status: number,
   schema: Schema.Schema<A, I>,
   write: (tenantId: string) => Effect.Effect<A, E, R>,
@@ -28,9 +27,8 @@ export const tenantWrite = <A, I, E extends Problem | SqlError.SqlError, R>(
     return yield* idempotentWrite(
       tenant.id,
       write(tenant.id).pipe(
-        Effect.flatMap(Schema.encode(schema)),
+        Effect.flatMap(encodeOrDie(schema)),
         Effect.map((body) => jsonResponse(status, body)),
-        Effect.catchTag("ParseError", (e: ParseResult.ParseError) => Effect.die(e)),
       ),
     )
   })

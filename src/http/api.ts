@@ -9,12 +9,12 @@ import { ForecastsGroup } from "../hashinsight/forecasts/api.ts"
 import { MinersGroup } from "../hashinsight/miners/api.ts"
 import { OpsGroup } from "../hashinsight/ops/api.ts"
 import { PortfolioGroup } from "../hashinsight/portfolio/api.ts"
+import { NotFoundProblem } from "../hashinsight/problems.ts"
 import { TreasuryGroup } from "../hashinsight/treasury/api.ts"
 import { ObserveGroup } from "../observe/api.ts"
 import {
   InternalProblem,
   MalformedBody,
-  NotFound,
   PayloadTooLarge,
   ServiceUnavailable,
   Unauthorized,
@@ -34,7 +34,7 @@ export class HashInsightApi extends HttpApi.make("hashinsight")
   .addError(ValidationProblem)
   .addError(MalformedBody)
   .addError(Unauthorized)
-  .addError(NotFound)
+  .addError(NotFoundProblem)
   .addError(PayloadTooLarge)
   .addError(UnsupportedMediaType)
   .addError(ServiceUnavailable)

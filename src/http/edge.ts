@@ -1,19 +1,28 @@
 /**
- * The edge every request passes: rejects bodies that are too large or not JSON before any route
- * runs, and turns whatever a route fails with into a problem document — Effect's schema errors
- * become 400 `validation`, unknown routes 404, unparseable JSON 400, anything unexpected a logged
- * 500. Nothing leaves the API as anything but a response, and a 503 carries `Retry-After`.
+ * The edge every request passes, in two rings around HttpApi's own error encoding:
+ * - `ProblemEdge`, inside it: rejects bodies that are too large or not JSON before any route runs,
+ *   and answers the edge's problems — Effect's schema errors become 400 `validation`, unknown routes
+ *   404, unparseable JSON 400. Any other failure goes on to HttpApi, which answers the errors the
+ *   application declares (`problemFace`) as declared.
+ * - `lastResort`, outside it: what HttpApi could not answer (a defect, an undeclared failure) is a
+ *   logged 500, and every 503 carries `Retry-After`. Nothing leaves the API as anything but a response.
  */
-import { HttpApiBuilder, HttpApiError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import {
+  HttpApiBuilder,
+  HttpApiError,
+  type HttpApp,
+  HttpServerRequest,
+  HttpServerResponse,
+} from "@effect/platform"
 import { RequestError, RouteNotFound } from "@effect/platform/HttpServerError"
 import { Cause, Effect, Option } from "effect"
 import {
+  type EdgeProblem,
   InternalProblem,
-  isProblem,
+  isEdgeProblem,
   MalformedBody,
-  NotFound,
+  NoSuchRoute,
   PayloadTooLarge,
-  type Problem,
   problemResponse,
   retryAfterSeconds,
   UnsupportedMediaType,
@@ -25,7 +34,7 @@ const bodyMethods = new Set(["POST", "PUT", "PATCH"])
 
 const isJson = (contentType: string) => /^application\/([\w.+-]*\+)?json\s*(;|$)/i.test(contentType.trim())
 
-const checkBody = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Option.Option<Problem>> =>
+const checkBody = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<Option.Option<EdgeProblem>> =>
   Effect.gen(function* () {
     if (!bodyMethods.has(request.method)) return Option.none()
     const declared = Number(request.headers["content-length"] ?? "0")
@@ -44,11 +53,11 @@ const checkBody = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<
 
 const tooLarge = () => new PayloadTooLarge({ detail: `request bodies are limited to ${maxBodyBytes} bytes` })
 
-const toProblem = (cause: Cause.Cause<unknown>): Option.Option<Problem> => {
+const toProblem = (cause: Cause.Cause<unknown>): Option.Option<EdgeProblem> => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     const e = failure.value
-    if (isProblem(e)) return Option.some(e)
+    if (isEdgeProblem(e)) return Option.some(e)
     if (e instanceof HttpApiError.HttpApiDecodeError) {
       return Option.some(
         new ValidationProblem({
@@ -57,7 +66,7 @@ const toProblem = (cause: Cause.Cause<unknown>): Option.Option<Problem> => {
         }),
       )
     }
-    if (e instanceof RouteNotFound) return Option.some(new NotFound({ detail: "no such route" }))
+    if (e instanceof RouteNotFound) return Option.some(new NoSuchRoute({ detail: "no such route" }))
     if (e instanceof RequestError)
       return Option.some(new MalformedBody({ detail: "the request body could not be read" }))
   }
@@ -75,22 +84,30 @@ export const ProblemEdge = HttpApiBuilder.middleware((app) =>
     if (Option.isSome(rejected)) return problemResponse(rejected.value)
     return yield* app
   }).pipe(
-    Effect.catchAllCause((cause) => {
-      if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
-      return Option.match(toProblem(cause), {
+    Effect.catchAllCause((cause) =>
+      Option.match(toProblem(cause), {
         onSome: (problem) => Effect.succeed(problemResponse(problem)),
-        onNone: () =>
-          Effect.as(
+        onNone: () => Effect.failCause(cause),
+      }),
+    ),
+  ),
+)
+
+/** Wraps the whole app, HttpApi's error encoding included. */
+export const lastResort = <E, R>(app: HttpApp.Default<E, R>) =>
+  app.pipe(
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.interrupt
+        : Effect.as(
             Effect.logError("unhandled error in a route", cause),
             problemResponse(new InternalProblem({ detail: "unexpected error" })),
           ),
-      })
-    }),
+    ),
     // Every 503 (a store unavailable, the API overloaded, health unhealthy) says when to come back.
     Effect.map((response) =>
       response.status === 503 && response.headers["retry-after"] === undefined
         ? HttpServerResponse.setHeader(response, "retry-after", String(retryAfterSeconds))
         : response,
     ),
-  ),
-)
+  )

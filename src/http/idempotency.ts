@@ -21,18 +21,14 @@ import type { HttpApiEndpoint } from "@effect/platform"
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { SqlClient, type SqlError } from "@effect/sql"
-import { Data, Effect, Schema } from "effect"
+import { Data, Effect, Option, Schema } from "effect"
 import { withTenant } from "../platform/db.ts"
+import { ErrorResponses } from "./error-responses.ts"
 import { IdempotencyStore, type StoredResponse } from "./idempotency-store.ts"
 import {
   databaseUnavailable,
   IdempotencyInFlight,
   IdempotencyKeyReused,
-  type InternalProblem,
-  type Problem,
-  problemBody,
-  problemContentType,
-  type ServiceUnavailable,
   ValidationProblem,
 } from "./problem.ts"
 
@@ -108,21 +104,16 @@ const validKey = (key: string) => key.length > 0 && key.length <= maxKeyLength &
 
 /**
  * Runs a write for the current tenant under its Idempotency-Key (when the request has one): `write`
- * runs in the tenant's RLS transaction and returns the response to send and to store.
+ * runs in the tenant's RLS transaction and returns the response to send and to store. A failure
+ * the API declares with a 4xx status is a rejection: answered as declared and, under a key,
+ * recorded so its replay is identical; any other failure is answered unrecorded.
  */
-export const idempotentWrite = <E extends Problem | SqlError.SqlError, R>(
-  tenantId: string,
-  write: Effect.Effect<StoredResponse, E, R>,
-) =>
+export const idempotentWrite = <E, R>(tenantId: string, write: Effect.Effect<StoredResponse, E, R>) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const key = request.headers[idempotencyHeader]
     if (key === undefined) {
-      const response = yield* withTenant(tenantId)(write).pipe(
-        Effect.catchAll((e: Problem | SqlError.SqlError) =>
-          isSqlError(e) ? databaseDown(e) : Effect.succeed(problemStored(e)),
-        ),
-      )
+      const response = yield* Effect.catchIf(withTenant(tenantId)(write), isSqlError, databaseDown)
       return sendStored(response, false)
     }
     if (!validKey(key)) {
@@ -133,7 +124,7 @@ export const idempotentWrite = <E extends Problem | SqlError.SqlError, R>(
     }
     const store = yield* IdempotencyStore
     const fingerprint = yield* Effect.orDie(fingerprintOf(request))
-    const outcome = yield* withTenant(tenantId)(
+    const claimed = withTenant(tenantId)(
       Effect.gen(function* () {
         const claim = yield* store.claim(tenantId, key, fingerprint).pipe(Effect.catchAll(storeDown))
         if (claim._tag !== "Claimed") return claim
@@ -141,18 +132,13 @@ export const idempotentWrite = <E extends Problem | SqlError.SqlError, R>(
         if (!(yield* store.complete(tenantId, key, response))) return yield* new ClaimLost()
         return { _tag: "Executed", response } as const
       }),
-    ).pipe(
-      Effect.catchAll(
-        (
-          e: ClaimLost | ServiceUnavailable | InternalProblem | SqlError.SqlError,
-        ): Effect.Effect<never, IdempotencyInFlight | ServiceUnavailable | InternalProblem> => {
-          if (e instanceof ClaimLost)
-            return Effect.fail(
-              new IdempotencyInFlight({ detail: "this request's claim on its key was taken over" }),
-            )
-          return isSqlError(e) ? keyedDatabaseDown(e) : Effect.fail(e)
-        },
+    )
+    const outcome = yield* Effect.catchIf(
+      Effect.catchIf(claimed, isClaimLost, () =>
+        Effect.fail(new IdempotencyInFlight({ detail: "this request's claim on its key was taken over" })),
       ),
+      isSqlError,
+      keyedDatabaseDown,
     )
     switch (outcome._tag) {
       case "Executed":
@@ -169,31 +155,28 @@ export const idempotentWrite = <E extends Problem | SqlError.SqlError, R>(
   })
 
 /**
- * `write` under a savepoint: a 4xx problem undoes whatever it did and becomes the response to
- * record, while the transaction (and the key's claim) stays usable.
+ * `write` under a savepoint: a rejection (a declared 4xx) undoes whatever it did and becomes the
+ * response to record, while the transaction (and the key's claim) stays usable.
  */
-const rejectable = <E extends Problem | SqlError.SqlError, R>(write: Effect.Effect<StoredResponse, E, R>) =>
+const rejectable = <E, R>(write: Effect.Effect<StoredResponse, E, R>) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const responses = yield* ErrorResponses
     yield* sql`SAVEPOINT idempotent_write`
     return yield* write.pipe(
-      Effect.catchAll(
-        (
-          e: Problem | SqlError.SqlError,
-        ): Effect.Effect<StoredResponse, ServiceUnavailable | InternalProblem | SqlError.SqlError> => {
-          if (isSqlError(e)) return Effect.fail(e)
-          if (e.status >= 500) return Effect.fail(e as ServiceUnavailable | InternalProblem)
-          return Effect.as(sql`ROLLBACK TO SAVEPOINT idempotent_write`, problemStored(e))
-        },
-      ),
+      Effect.catchAll((e): Effect.Effect<StoredResponse, E | SqlError.SqlError> => {
+        const rejection = isSqlError(e)
+          ? Option.none()
+          : Option.filter(responses.of(e), (r) => r.status < 500)
+        return Option.match(rejection, {
+          onNone: () => Effect.fail(e),
+          onSome: (response) => Effect.as(sql`ROLLBACK TO SAVEPOINT idempotent_write`, response),
+        })
+      }),
     )
   })
 
-const problemStored = (p: Problem): StoredResponse => ({
-  status: p.status,
-  contentType: problemContentType,
-  body: problemBody(p),
-})
+const isClaimLost = (u: unknown): u is ClaimLost => u instanceof ClaimLost
 
 const isSqlError = (u: unknown): u is SqlError.SqlError =>
   typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "SqlError"

@@ -1,11 +1,17 @@
 /**
- * Errors at the HTTP edge as RFC 9457 problem documents (`application/problem+json`). Each problem
- * is a `Schema.TaggedError` whose encoded form is the document itself, with a stable `type` URI, so
- * the OpenAPI document, the handlers and the bytes on the wire come from one Schema.
+ * Errors at the HTTP edge as RFC 9457 problem documents (`application/problem+json`), each with a
+ * stable `type` URI, so the OpenAPI document, the handlers and the bytes on the wire come from one
+ * Schema. Two kinds:
+ * - the edge's own problems (bad input, authentication, Idempotency-Key, overload, the unexpected):
+ *   `Schema.TaggedError`s whose encoded form is the document itself;
+ * - an application's errors, declared in its domain with nothing of HTTP: `problemFace` gives one
+ *   its document (type, title, status) where the application declares its API. HttpApi answers the
+ *   error with it and the idempotency flow records it with it, so the edge renders any such error
+ *   without knowing it.
  */
 import { HttpApiSchema, HttpServerResponse } from "@effect/platform"
 import type { SqlError } from "@effect/sql"
-import { Effect, Schema } from "effect"
+import { Effect, ParseResult, Schema } from "effect"
 import { isCommitOutcomeUnknown, isPoolExhausted } from "../platform/db.ts"
 
 export const problemBase = "https://hashinsight.dev/problems"
@@ -36,6 +42,45 @@ const asProblem = <A>(status: number, description: string): Schema.Annotations.S
   [HttpApiSchema.AnnotationEncoding]: { kind: "Json", contentType: problemContentType },
 })
 
+/** How an application's error appears as a problem document. */
+export interface ProblemFace {
+  /** The last segment of the document's `type` URI. */
+  readonly slug: string
+  readonly status: number
+  readonly title: string
+  /** What the problem means, for the OpenAPI document. */
+  readonly description: string
+  /** The document's `_tag` and its schema's name in the OpenAPI document; the error's tag by default. */
+  readonly name?: string
+}
+
+/**
+ * `error`'s problem document as a Schema to declare on endpoints (`addError`): the error's message
+ * is the document's `detail`. Only ever encoded — a client's copy of a document is not decoded
+ * back into the domain's error.
+ */
+export const problemFace = <Self extends { readonly _tag: string; readonly message: string }, I, R>(
+  error: Schema.Schema<Self, I, R> & { readonly _tag: string },
+  face: ProblemFace,
+) => {
+  const name = face.name ?? error._tag
+  const type = `${problemBase}/${face.slug}`
+  const Document = Schema.Struct({
+    type: Schema.Literal(type),
+    title: Schema.String,
+    status: Schema.Literal(face.status),
+    detail: Schema.String,
+    _tag: Schema.Literal(name),
+  })
+  return Schema.transformOrFail(Document, Schema.typeSchema(error), {
+    strict: true,
+    decode: (document, _, ast) =>
+      ParseResult.fail(new ParseResult.Forbidden(ast, document, "a problem document is only encoded")),
+    encode: (e) =>
+      ParseResult.succeed({ type, title: face.title, status: face.status, detail: e.message, _tag: name }),
+  }).annotations({ identifier: name, ...asProblem(face.status, face.description) })
+}
+
 export const FieldIssue = Schema.Struct({ path: Schema.String, message: Schema.String })
 
 export class ValidationProblem extends Schema.TaggedError<ValidationProblem>()(
@@ -56,7 +101,8 @@ export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
   asProblem(401, "No valid `Authorization: Bearer <api key>` header"),
 ) {}
 
-export class NotFound extends Schema.TaggedError<NotFound>()(
+/** A path the API does not serve: the same document as an application's `not-found`. */
+export class NoSuchRoute extends Schema.TaggedError<NoSuchRoute>()(
   "NotFound",
   problemFields("not-found", 404, "Not found"),
   asProblem(404, "No such route"),
@@ -80,28 +126,10 @@ export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaTyp
   asProblem(415, "Request bodies must be application/json"),
 ) {}
 
-export class Conflict extends Schema.TaggedError<Conflict>()(
-  "Conflict",
-  problemFields("conflict", 409, "Conflicts with the resource's current state"),
-  asProblem(409, "The change does not apply to the resource in its current state"),
-) {}
-
 export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()(
   "IdempotencyKeyReused",
   problemFields("idempotency-key-reused", 422, "Idempotency-Key reused with a different request"),
   asProblem(422, "This Idempotency-Key was used for a different request (method, path or body)"),
-) {}
-
-export class UnknownModel extends Schema.TaggedError<UnknownModel>()(
-  "UnknownModel",
-  problemFields("unknown-model", 422, "Unknown miner model"),
-  asProblem(422, "`modelId` is not in the miner model catalogue"),
-) {}
-
-export class UnknownCrmAccount extends Schema.TaggedError<UnknownCrmAccount>()(
-  "UnknownCrmAccount",
-  problemFields("unknown-account", 422, "Unknown CRM account"),
-  asProblem(422, "`accountId` names no CRM account of this tenant"),
 ) {}
 
 export class ServiceUnavailable extends Schema.TaggedError<ServiceUnavailable>()(
@@ -155,27 +183,25 @@ export class InternalProblem extends Schema.TaggedError<InternalProblem>()(
   asProblem(500, "An unexpected error; it has been logged"),
 ) {}
 
-export const Problem = Schema.Union(
+/** The edge's own problems: what it answers whatever the application declares. */
+export const EdgeProblem = Schema.Union(
   ValidationProblem,
   MalformedBody,
   Unauthorized,
-  NotFound,
+  NoSuchRoute,
   IdempotencyInFlight,
-  Conflict,
   PayloadTooLarge,
   UnsupportedMediaType,
   IdempotencyKeyReused,
-  UnknownModel,
-  UnknownCrmAccount,
   ServiceUnavailable,
   InternalProblem,
 )
-export type Problem = typeof Problem.Type
+export type EdgeProblem = typeof EdgeProblem.Type
 
-export const isProblem = Schema.is(Problem)
+export const isEdgeProblem = Schema.is(EdgeProblem)
 
-/** The problem document as JSON text: what is sent and what an idempotency record stores. */
-export const problemBody = (problem: Problem): string => JSON.stringify(Schema.encodeSync(Problem)(problem))
-
-export const problemResponse = (problem: Problem) =>
-  HttpServerResponse.text(problemBody(problem), { status: problem.status, contentType: problemContentType })
+export const problemResponse = (problem: EdgeProblem) =>
+  HttpServerResponse.text(JSON.stringify(Schema.encodeSync(EdgeProblem)(problem)), {
+    status: problem.status,
+    contentType: problemContentType,
+  })

@@ -20,7 +20,8 @@ import { ObserveLive } from "../observe/handlers.ts"
 import { AppConfig } from "../platform/config.ts"
 import { HashInsightApi } from "./api.ts"
 import { Authentication, defaultKeyTtl } from "./authentication.ts"
-import { maxBodyBytes, ProblemEdge } from "./edge.ts"
+import { lastResort, maxBodyBytes, ProblemEdge } from "./edge.ts"
+import { ErrorResponses } from "./error-responses.ts"
 import { IdempotencyStore } from "./idempotency-store.ts"
 
 export interface ServerOptions {
@@ -45,12 +46,23 @@ export const apiRoutes = (options: ServerOptions = {}) =>
     ),
     Layer.provide(Cache.layer),
     Layer.provide(Authentication.layerWith({ keyTtl: options.keyTtl ?? defaultKeyTtl })),
+    Layer.provide(ErrorResponses.layer(HashInsightApi)),
     Layer.provideMerge(IdempotencyStore.layer),
   )
 
 /** Serves the API on `port` (0 = any free port; the bound address is logged). */
+/**
+ * `HttpApiBuilder.serve` with the edge's last resort around the app itself: a middleware handed to
+ * `serve` runs after the response has been sent, so it could neither answer nor add a header.
+ */
+const serve = HttpApiBuilder.httpApp.pipe(
+  Effect.map((app) => HttpServer.serve(lastResort(app))),
+  Layer.unwrapEffect,
+  Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer]),
+)
+
 export const makeServer = (port: number, options: ServerOptions = {}) =>
-  HttpApiBuilder.serve().pipe(
+  serve.pipe(
     Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
     Layer.provide(ProblemEdge),

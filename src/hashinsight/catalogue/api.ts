@@ -2,8 +2,8 @@
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
-import { NotFound } from "../../http/problem.ts"
 import { ModelId } from "../miners/schema.ts"
+import { NotFoundProblem } from "../problems.ts"
 
 export const MinerModelView = Schema.Struct({
   id: Schema.String,
@@ -27,7 +27,7 @@ export class CatalogueGroup extends HttpApiGroup.make("catalogue")
   .add(
     HttpApiEndpoint.get("getMinerModel")`/api/miner-models/${HttpApiSchema.param("id", ModelId)}`
       .addSuccess(MinerModelView)
-      .addError(NotFound)
+      .addError(NotFoundProblem)
       .annotate(OpenApi.Summary, "One catalogue model"),
   )
   .middleware(Authentication) {}

@@ -2,9 +2,9 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import { HashInsightApi } from "../../http/api.ts"
-import { NotFound } from "../../http/problem.ts"
 import { cachePolicies, catalogueKey } from "../cache-keys.ts"
 import { listMinerModels } from "../catalogue.ts"
+import { NotFound } from "../errors.ts"
 import { cachedRead, databaseDown } from "../route-kit.ts"
 import { MinerModelList } from "./api.ts"
 
@@ -23,7 +23,7 @@ export const CatalogueLive = HttpApiBuilder.group(HashInsightApi, "catalogue", (
         const model = models.find((m) => m.id === path.id)
         return model
           ? Effect.succeed(model)
-          : Effect.fail(new NotFound({ detail: `no miner model ${path.id}` }))
+          : Effect.fail(new NotFound({ message: `no miner model ${path.id}` }))
       }),
     ),
 )

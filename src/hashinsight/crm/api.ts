@@ -3,8 +3,8 @@ import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
 import { withIdempotencyKey } from "../../http/idempotency.ts"
-import { UnknownCrmAccount } from "../../http/problem.ts"
 import { UserId } from "../miners/schema.ts"
+import { UnknownCrmAccountProblem } from "../problems.ts"
 import { Text } from "../request-schema.ts"
 import { crmTopic } from "../topics.ts"
 
@@ -43,7 +43,7 @@ export class CrmGroup extends HttpApiGroup.make("crm")
     HttpApiEndpoint.post("upsertContact", "/api/crm/contacts")
       .setPayload(UpsertContact)
       .addSuccess(Contact)
-      .addError(UnknownCrmAccount)
+      .addError(UnknownCrmAccountProblem)
       .pipe(withIdempotencyKey)
       .annotate(OpenApi.Summary, "Create or update a contact of an account (appends ContactUpserted)"),
   )

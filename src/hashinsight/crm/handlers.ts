@@ -2,7 +2,6 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import { HashInsightApi } from "../../http/api.ts"
-import { UnknownCrmAccount } from "../../http/problem.ts"
 import { tenantWrite } from "../route-kit.ts"
 import { upsertAccount, upsertContact } from "./accounts.ts"
 import { Account, Contact } from "./api.ts"
@@ -23,12 +22,7 @@ export const CrmLive = HttpApiBuilder.group(HashInsightApi, "crm", (handlers) =>
       "upsertContact",
       ({ payload }) =>
         tenantWrite(200, Contact, (tenantId) =>
-          upsertContact(tenantId, payload).pipe(
-            Effect.catchTags({
-              ...ourData,
-              UnknownAccount: (e) => Effect.fail(new UnknownCrmAccount({ detail: e.message })),
-            }),
-          ),
+          upsertContact(tenantId, payload).pipe(Effect.catchTags(ourData)),
         ),
       { uninterruptible: true },
     ),

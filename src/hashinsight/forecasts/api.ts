@@ -2,8 +2,8 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
-import { NotFound } from "../../http/problem.ts"
 import { UserId } from "../miners/schema.ts"
+import { NotFoundProblem } from "../problems.ts"
 
 const figures = {
   breakevenPowerUsdPerKwh: Schema.Number.annotations({
@@ -37,7 +37,7 @@ export class ForecastsGroup extends HttpApiGroup.make("forecasts")
     HttpApiEndpoint.get("getForecasts", "/api/forecasts")
       .setUrlParams(Schema.Struct({ userId: UserId }))
       .addSuccess(Forecasts)
-      .addError(NotFound)
+      .addError(NotFoundProblem)
       .annotate(
         OpenApi.Summary,
         "Forecasts of a user's portfolio and of every model (404 until the tenant has market data)",

@@ -3,9 +3,9 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import { HashInsightApi } from "../../http/api.ts"
 import { CurrentTenant } from "../../http/authentication.ts"
-import { NotFound } from "../../http/problem.ts"
 import { withTenant } from "../../platform/db.ts"
 import { cachePolicies, forecastsKey } from "../cache-keys.ts"
+import { NotFound } from "../errors.ts"
 import { cachedRead, databaseDown } from "../route-kit.ts"
 import { Forecasts } from "./api.ts"
 import { type ForecastRow, findForecasts } from "./read.ts"
@@ -17,7 +17,7 @@ const loadForecasts = (tenantId: string, userId: string) =>
     Effect.catchTags({ SqlError: databaseDown, ParseError: Effect.die }),
     Effect.flatMap((rows) => {
       if (rows.length === 0)
-        return Effect.fail(new NotFound({ detail: "no forecasts yet: the tenant has no market data" }))
+        return Effect.fail(new NotFound({ message: "no forecasts yet: the tenant has no market data" }))
       const portfolio = rows.find((r) => r.subjectKind === "portfolio")
       return Effect.succeed<Forecasts>({
         userId,

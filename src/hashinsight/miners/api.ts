@@ -2,7 +2,7 @@
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Authentication } from "../../http/authentication.ts"
 import { withIdempotencyKey } from "../../http/idempotency.ts"
-import { Conflict, NotFound, UnknownModel } from "../../http/problem.ts"
+import { ConflictProblem, NotFoundProblem, UnknownModelProblem } from "../problems.ts"
 import { AddMiner, ChangeMiner, ListMinersParams, Miner, MinerId, MinerList } from "./schema.ts"
 
 export class MinersGroup extends HttpApiGroup.make("miners")
@@ -10,7 +10,7 @@ export class MinersGroup extends HttpApiGroup.make("miners")
     HttpApiEndpoint.post("addMiner", "/api/miners")
       .setPayload(AddMiner)
       .addSuccess(Miner, { status: 201 })
-      .addError(UnknownModel)
+      .addError(UnknownModelProblem)
       .pipe(withIdempotencyKey)
       .annotate(OpenApi.Summary, "Add a user's miner holding (appends MinerAdded)"),
   )
@@ -18,8 +18,8 @@ export class MinersGroup extends HttpApiGroup.make("miners")
     HttpApiEndpoint.patch("changeMiner")`/api/miners/${HttpApiSchema.param("id", MinerId)}`
       .setPayload(ChangeMiner)
       .addSuccess(Miner)
-      .addError(NotFound)
-      .addError(Conflict)
+      .addError(NotFoundProblem)
+      .addError(ConflictProblem)
       .pipe(withIdempotencyKey)
       .annotate(
         OpenApi.Summary,
@@ -29,8 +29,8 @@ export class MinersGroup extends HttpApiGroup.make("miners")
   .add(
     HttpApiEndpoint.post("retireMiner")`/api/miners/${HttpApiSchema.param("id", MinerId)}/retire`
       .addSuccess(Miner)
-      .addError(NotFound)
-      .addError(Conflict)
+      .addError(NotFoundProblem)
+      .addError(ConflictProblem)
       .pipe(withIdempotencyKey)
       .annotate(OpenApi.Summary, "Retire an active holding (appends MinerRetired)"),
   )
@@ -43,7 +43,7 @@ export class MinersGroup extends HttpApiGroup.make("miners")
   .add(
     HttpApiEndpoint.get("getMiner")`/api/miners/${HttpApiSchema.param("id", MinerId)}`
       .addSuccess(Miner)
-      .addError(NotFound)
+      .addError(NotFoundProblem)
       .annotate(OpenApi.Summary, "One holding of the tenant"),
   )
   .middleware(Authentication) {}

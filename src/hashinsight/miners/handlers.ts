@@ -3,8 +3,8 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Layer, Option } from "effect"
 import { HashInsightApi } from "../../http/api.ts"
 import { CurrentTenant } from "../../http/authentication.ts"
-import { NotFound } from "../../http/problem.ts"
 import { withTenant } from "../../platform/db.ts"
+import { NotFound } from "../errors.ts"
 import { databaseDown, tenantWrite } from "../route-kit.ts"
 import { Miners } from "./miners.ts"
 import { Miner } from "./schema.ts"
@@ -45,7 +45,7 @@ export const MinersLive = HttpApiBuilder.group(HashInsightApi, "miners", (handle
             Effect.catchTag("SqlError", databaseDown),
           )
           return yield* Option.match(found, {
-            onNone: () => Effect.fail(new NotFound({ detail: `no miner ${path.id}` })),
+            onNone: () => Effect.fail(new NotFound({ message: `no miner ${path.id}` })),
             onSome: Effect.succeed,
           })
         }),

@@ -5,9 +5,9 @@
  * event commit together. Another tenant's holding is invisible: it is `NotFound` like a missing one.
  */
 import { SqlClient, type SqlError } from "@effect/sql"
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import { Outbox } from "../../engine/outbox.ts"
-import { Conflict, NotFound, UnknownModel } from "../../http/problem.ts"
+import { Conflict, NotFound } from "../errors.ts"
 import { minerTopic } from "../topics.ts"
 import type { AddMiner, ChangeMiner, Miner } from "./schema.ts"
 
@@ -31,7 +31,16 @@ const columns = (sql: SqlClient.SqlClient) =>
 const isForeignKeyViolation = (e: SqlError.SqlError) =>
   (e.cause as { code?: string } | undefined)?.code === "23503"
 
-export class Miners extends Context.Tag("Miners")<
+/** A holding of a model the catalogue does not have. */
+export class UnknownModel extends Schema.TaggedError<UnknownModel>()("UnknownModel", {
+  modelId: Schema.String,
+}) {
+  override get message() {
+    return `no miner model '${this.modelId}' in the catalogue`
+  }
+}
+
+export class Miners extends Context.Tag("hashinsight/app/Miners")<
   Miners,
   {
     readonly add: (
@@ -66,7 +75,7 @@ export class Miners extends Context.Tag("Miners")<
                   ${input.powerPriceUsdPerKwh})
           RETURNING ${columns(sql)}`.pipe(
           Effect.catchIf(isForeignKeyViolation, () =>
-            Effect.fail(new UnknownModel({ detail: `no miner model '${input.modelId}' in the catalogue` })),
+            Effect.fail(new UnknownModel({ modelId: input.modelId })),
           ),
         )
         const miner = row as MinerRow
@@ -94,8 +103,8 @@ export class Miners extends Context.Tag("Miners")<
         const sql = yield* SqlClient.SqlClient
         const rows = yield* sql`SELECT 1 FROM miners WHERE id = ${id}`
         return rows.length === 0
-          ? new NotFound({ detail: `no miner ${id}` })
-          : new Conflict({ detail: `miner ${id} is retired` })
+          ? new NotFound({ message: `no miner ${id}` })
+          : new Conflict({ message: `miner ${id} is retired` })
       })
       const change = Effect.fn("Miners.change")(function* (tenantId: string, id: string, patch: ChangeMiner) {
         const sql = yield* SqlClient.SqlClient

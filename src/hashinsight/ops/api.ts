@@ -3,7 +3,7 @@ import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
 import { withIdempotencyKey } from "../../http/idempotency.ts"
-import { NotFound } from "../../http/problem.ts"
+import { NotFoundProblem } from "../problems.ts"
 import { At, Text } from "../request-schema.ts"
 import { opsTopic } from "../topics.ts"
 
@@ -63,7 +63,7 @@ export class OpsGroup extends HttpApiGroup.make("ops")
   .add(
     HttpApiEndpoint.get("getMarketData", "/api/ops/market")
       .addSuccess(MarketDataView)
-      .addError(NotFound)
+      .addError(NotFoundProblem)
       .annotate(OpenApi.Summary, "The tenant's newest market observation"),
   )
   .add(

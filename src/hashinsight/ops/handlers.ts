@@ -3,8 +3,8 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Option } from "effect"
 import { HashInsightApi } from "../../http/api.ts"
 import { CurrentTenant } from "../../http/authentication.ts"
-import { NotFound } from "../../http/problem.ts"
 import { withTenant } from "../../platform/db.ts"
+import { NotFound } from "../errors.ts"
 import { databaseDown, tenantWrite } from "../route-kit.ts"
 import { Incident, RecordedMarketData } from "./api.ts"
 import { latestMarketData, updateMarketData } from "./market-data.ts"
@@ -32,7 +32,7 @@ export const OpsLive = HttpApiBuilder.group(HashInsightApi, "ops", (handlers) =>
           Effect.catchTags({ SqlError: databaseDown, ParseError: Effect.die }),
         )
         return yield* Option.match(latest, {
-          onNone: () => Effect.fail(new NotFound({ detail: "no market data yet" })),
+          onNone: () => Effect.fail(new NotFound({ message: "no market data yet" })),
           onSome: Effect.succeed,
         })
       }),

@@ -2,8 +2,8 @@
 import { HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "../../http/authentication.ts"
-import { NotFound } from "../../http/problem.ts"
 import { UserId } from "../miners/schema.ts"
+import { NotFoundProblem } from "../problems.ts"
 
 const Figure = Schema.NullOr(Schema.Number)
 
@@ -30,7 +30,7 @@ export class PortfolioGroup extends HttpApiGroup.make("portfolio")
   .add(
     HttpApiEndpoint.get("getPortfolio")`/api/portfolio/${HttpApiSchema.param("userId", UserId)}`
       .addSuccess(PortfolioView)
-      .addError(NotFound)
+      .addError(NotFoundProblem)
       .annotate(
         OpenApi.Summary,
         "A user's portfolio as last recalculated (cached: up to 5 s old, then refreshed in the background)",

@@ -3,9 +3,9 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Option } from "effect"
 import { HashInsightApi } from "../../http/api.ts"
 import { CurrentTenant } from "../../http/authentication.ts"
-import { NotFound } from "../../http/problem.ts"
 import { withTenant } from "../../platform/db.ts"
 import { cachePolicies, portfolioKey } from "../cache-keys.ts"
+import { NotFound } from "../errors.ts"
 import { cachedRead, databaseDown } from "../route-kit.ts"
 import { PortfolioView } from "./api.ts"
 import { findPortfolio } from "./read.ts"
@@ -16,7 +16,7 @@ const loadPortfolio = (tenantId: string, userId: string) =>
     Effect.catchTags({ SqlError: databaseDown, ParseError: Effect.die }),
     Effect.flatMap(
       Option.match({
-        onNone: () => Effect.fail(new NotFound({ detail: `no portfolio for user ${userId} yet` })),
+        onNone: () => Effect.fail(new NotFound({ message: `no portfolio for user ${userId} yet` })),
         onSome: Effect.succeed,
       }),
     ),
