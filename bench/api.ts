@@ -13,7 +13,9 @@ import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Effect, Layer, Redacted } from "effect"
 import { Outbox } from "../src/engine/outbox.ts"
-import { makeServer } from "../src/http/server.ts"
+import { HashInsightApi } from "../src/hashinsight/api.ts"
+import { HashInsightRoutes } from "../src/hashinsight/routes.ts"
+import { ApiServer } from "../src/http/server.ts"
 import { createTenant } from "../src/http/tenants.ts"
 import { DbLayer, RedisLayer } from "../src/platform/layers.ts"
 import { freePort, installOsPackages } from "../src/platform/stack.ts"
@@ -82,7 +84,11 @@ export const run = async ({ duration, connections }: FlagValues<typeof flags>) =
   const port = await freePort()
 
   const program = Effect.gen(function* () {
-    yield* Layer.build(makeServer(port).pipe(Layer.provide(Outbox.layer)))
+    yield* Layer.build(
+      ApiServer.layer({ api: HashInsightApi, routes: HashInsightRoutes, port }).pipe(
+        Layer.provide(Outbox.layer),
+      ),
+    )
     const sql = yield* SqlClient.SqlClient
     const tenant = yield* createTenant(`bench-${Date.now().toString(36)}`)
     const apiKey = Redacted.value(tenant.apiKey)

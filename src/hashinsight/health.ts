@@ -1,16 +1,15 @@
 /**
- * HashInsight's health: the engine's checks over its relay slot and its three consumer groups, and
- * the `forecast` check — how long the newest market data of any tenant has gone without fresh
- * model forecasts from `intel-group` (degraded beyond 5 minutes).
+ * HashInsight's own health checks, reported after the engine's: `forecast` — how long the newest
+ * market data of any tenant has gone without fresh model forecasts from `intel-group` (degraded
+ * beyond 5 minutes) — and `cache`, the SWR cache the reads go through.
  */
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { Health, ok } from "../observe/health.ts"
-import { consumers } from "./consumers/index.ts"
+import { type Check, cacheCheck, ok } from "../observe/health.ts"
 
 const forecastLimitSeconds = 300
 
-const forecastCheck = Effect.gen(function* () {
+const forecastCheck: Check = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
   const [row] = yield* sql<{ tenants: number; behind: number; behind_seconds: number; newest: Date | null }>`
     WITH market AS (SELECT tenant_id, max(created_at) AS newest FROM market_data GROUP BY tenant_id),
@@ -36,10 +35,4 @@ const forecastCheck = Effect.gen(function* () {
   )
 })
 
-export const HashInsightHealth = Health.layer({
-  groups: Object.values(consumers).map((c) => ({
-    group: c.group,
-    topics: [...new Set(c.subscriptions.map((s) => s.topic.name))],
-  })),
-  forecast: forecastCheck,
-})
+export const healthChecks = { forecast: forecastCheck, cache: cacheCheck }

@@ -16,12 +16,12 @@ import { findTenantByKeyHash, hashApiKey, type Tenant } from "./tenants.ts"
 
 const tenantStoreDown = databaseUnavailable("tenant store")
 
-export class CurrentTenant extends Context.Tag("CurrentTenant")<CurrentTenant, Tenant>() {}
+export class CurrentTenant extends Context.Tag("hashinsight/http/CurrentTenant")<CurrentTenant, Tenant>() {}
 
 export const defaultKeyTtl = Duration.seconds(30)
 const keyCapacity = 10_000
 
-export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("Authentication", {
+export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("hashinsight/http/Authentication", {
   failure: Schema.Union(Unauthorized, ServiceUnavailable),
   provides: CurrentTenant,
   security: { bearer: HttpApiSecurity.bearer },

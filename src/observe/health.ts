@@ -1,6 +1,7 @@
 /**
- * `GET /api/health`: seven checks, each with its own status and the figures it was judged by, run
- * at once with a time limit each. Overall status is the worst check's; only `unhealthy` (503)
+ * `GET /api/health`: the engine's five checks and the application's own (handed in as
+ * `HealthOptions.checks`), each with its own status and the figures it was judged by, run at once
+ * with a time limit each. Overall status is the worst check's; only `unhealthy` (503)
  * means this API cannot do its job — the database is down. Everything else the outbox absorbs:
  * with Redis, Kafka or a consumer group down, writes still commit and their events wait, so those
  * checks report `degraded` and the API keeps answering 200 (a load balancer must not take every
@@ -13,8 +14,7 @@
  * | outbox | WAL: slot (the relay's, else the database's other pgoutput slot: Debezium's), streaming, lagBytes; poll: unpublished (neither marked published nor below the delivered watermark), oldestSeconds | no reader streams from the slot, WAL lag over 64 MiB, or an event unpublished for over 60 s |
  * | kafka_consumer | per group: state, members, lag | Kafka unreachable, a group without members (where the broker describes groups), or a group over 10,000 events behind |
  * | dlq | waiting, lastHour, newestFailedAt | records waiting for an operator (pending or failed replay) |
- * | forecast | tenants, behind, behindSeconds | market data unforecast for over 5 minutes |
- * | cache | hits, stale, misses, hitRatio, refreshes | Redis unreachable (reads go to the database) |
+ * | cache (`cacheCheck`, for an application that reads through the SWR cache) | hits, stale, misses, hitRatio, refreshes | Redis unreachable (reads go to the database) |
  *
  * Checks run as the connecting (operator) role: they read across tenants.
  */
@@ -38,24 +38,28 @@ export const CheckResult = Schema.Struct(
 )
 export type CheckResult = typeof CheckResult.Type
 
-export const checkNames = [
-  "database",
-  "redis",
-  "outbox",
-  "kafka_consumer",
-  "dlq",
-  "forecast",
-  "cache",
-] as const
-export type CheckName = (typeof checkNames)[number]
+/** The engine's checks, first in every report. */
+export const engineCheckNames = ["database", "redis", "outbox", "kafka_consumer", "dlq"] as const
 
-export const HealthReport = Schema.Struct({
-  status: HealthStatus,
-  checks: Schema.Struct(
-    Object.fromEntries(checkNames.map((n) => [n, CheckResult])) as Record<CheckName, typeof CheckResult>,
-  ),
-}).annotations({ identifier: "HealthReport" })
-export type HealthReport = typeof HealthReport.Type
+/** The report of the engine's checks and then the application's `names`, as the API declares it. */
+export const healthReport = (names: ReadonlyArray<string>) =>
+  Schema.Struct({
+    status: HealthStatus,
+    checks: Schema.Struct(
+      Object.fromEntries([...engineCheckNames, ...names].map((n) => [n, CheckResult])) as Record<
+        string,
+        typeof CheckResult
+      >,
+    ),
+  }).annotations({ identifier: "HealthReport" })
+
+export interface HealthReport {
+  readonly status: HealthStatus
+  readonly checks: Readonly<Record<string, CheckResult>>
+}
+
+/** A check of the application's: the figures it judges, and why it is not healthy when it is not. */
+export type Check = Effect.Effect<CheckResult, unknown, SqlClient.SqlClient | Redis>
 
 const rank: Record<HealthStatus, number> = { healthy: 0, degraded: 1, unhealthy: 2 }
 export const worst = (statuses: ReadonlyArray<HealthStatus>): HealthStatus =>
@@ -99,8 +103,8 @@ export interface HealthOptions {
    */
   readonly slot?: string
   readonly groups: ReadonlyArray<WatchedGroup>
-  /** The domain's `forecast` check. */
-  readonly forecast: Effect.Effect<CheckResult, unknown, SqlClient.SqlClient>
+  /** The application's checks by name, reported after the engine's; each degrades the report at worst. */
+  readonly checks: Readonly<Record<string, Check>>
 }
 
 const lagLimit = 10_000
@@ -208,7 +212,8 @@ const dlqCheck = Effect.gen(function* () {
 const counterValue = (counter: Metric.Metric.Counter<number>) =>
   Effect.map(Metric.value(counter), (s) => Number(s.count))
 
-const cacheCheck = Effect.gen(function* () {
+/** The SWR cache's hit figures; degraded while Redis is unreachable (reads go to the database). */
+export const cacheCheck: Check = Effect.gen(function* () {
   const redis = yield* Redis
   const [hits, stale, misses, refreshes] = yield* Effect.all([
     counterValue(cacheHits),
@@ -222,7 +227,7 @@ const cacheCheck = Effect.gen(function* () {
   return ok(figures, reachable._tag === "Left" ? "Redis is unreachable: reads go to the database" : undefined)
 })
 
-export class Health extends Context.Tag("Health")<
+export class Health extends Context.Tag("hashinsight/observe/Health")<
   Health,
   { readonly report: Effect.Effect<HealthReport> }
 >() {
@@ -242,7 +247,7 @@ export class Health extends Context.Tag("Health")<
           requestTimeout: 2500,
           retry: { retries: 0 },
         })
-        const checks: Record<CheckName, Effect.Effect<CheckResult, never, SqlClient.SqlClient | Redis>> = {
+        const checks: Record<string, Effect.Effect<CheckResult, never, SqlClient.SqlClient | Redis>> = {
           database: guarded(
             Effect.map(timed(sql`SELECT 1`), (latencyMs) =>
               ok({ latencyMs }, latencyMs > slowMs ? `answered in ${latencyMs} ms` : undefined),
@@ -261,13 +266,14 @@ export class Health extends Context.Tag("Health")<
           ),
           kafka_consumer: guarded(kafkaConsumerCheck(kafka, options.groups), "degraded"),
           dlq: guarded(dlqCheck, "degraded"),
-          forecast: guarded(options.forecast, "degraded"),
-          cache: guarded(cacheCheck, "degraded"),
+          ...Object.fromEntries(
+            Object.entries(options.checks).map(([name, check]) => [name, guarded(check, "degraded")]),
+          ),
         }
         const report = Effect.all(checks, { concurrency: "unbounded" }).pipe(
           Effect.map(
             (results): HealthReport => ({
-              status: worst(checkNames.map((n) => results[n].status)),
+              status: worst(Object.values(results).map((r) => r.status)),
               checks: results,
             }),
           ),

@@ -3,9 +3,11 @@
  * small fetch client for it.
  */
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Redacted } from "effect"
+import { type Duration, Effect, Layer, Redacted } from "effect"
 import { Outbox } from "../../src/engine/outbox.ts"
-import { makeServer, type ServerOptions } from "../../src/http/server.ts"
+import { HashInsightApi } from "../../src/hashinsight/api.ts"
+import { HashInsightRoutes } from "../../src/hashinsight/routes.ts"
+import { ApiServer } from "../../src/http/server.ts"
 import { createTenant } from "../../src/http/tenants.ts"
 import { AppConfig, type AppConfigShape } from "../../src/platform/config.ts"
 import { DbLive } from "../../src/platform/db.ts"
@@ -51,11 +53,13 @@ const call =
  */
 export const startApi = (
   database?: string | Layer.Layer<SqlClient.SqlClient, unknown>,
-  options: ServerOptions = {},
+  options: { readonly keyTtl?: Duration.DurationInput } = {},
 ) =>
   Effect.gen(function* () {
     const port = yield* Effect.promise(() => freePort())
-    const server = makeServer(port, options).pipe(Layer.provide(Outbox.layer))
+    const server = ApiServer.layer({ api: HashInsightApi, routes: HashInsightRoutes, port, ...options }).pipe(
+      Layer.provide(Outbox.layer),
+    )
     if (database === undefined) yield* Layer.build(server)
     else
       yield* Layer.build(

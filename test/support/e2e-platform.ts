@@ -10,7 +10,9 @@ import { Deferred, Effect, Layer, Option, Redacted, Schema } from "effect"
 import type { ConsumerDefinition } from "../../src/engine/consumer/definition.ts"
 import { Outbox } from "../../src/engine/outbox.ts"
 import { runRelay } from "../../src/engine/relay/index.ts"
-import { makeServer } from "../../src/http/server.ts"
+import { HashInsightApi } from "../../src/hashinsight/api.ts"
+import { HashInsightRoutes } from "../../src/hashinsight/routes.ts"
+import { ApiServer } from "../../src/http/server.ts"
 import { createTenant } from "../../src/http/tenants.ts"
 import { Kafka } from "../../src/platform/kafka.ts"
 import { freePort } from "../../src/platform/stack.ts"
@@ -69,7 +71,11 @@ export type E2eDatabase = Effect.Effect.Success<typeof e2eDatabase>
 export const startApiAndRelay = (db: E2eDatabase) =>
   Effect.gen(function* () {
     const port = yield* Effect.promise(freePort)
-    yield* Layer.build(makeServer(port).pipe(Layer.provide(Outbox.layer)))
+    yield* Layer.build(
+      ApiServer.layer({ api: HashInsightApi, routes: HashInsightRoutes, port }).pipe(
+        Layer.provide(Outbox.layer),
+      ),
+    )
     yield* Effect.forkScoped(runRelay(relayConfigFor(db, { mode: "wal" })))
     return `http://127.0.0.1:${port}`
   })

@@ -1,7 +1,7 @@
 /** The catalogue is global and changes only with a migration: one cached list serves every read. */
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
-import { HashInsightApi } from "../../http/api.ts"
+import { HashInsightApi } from "../api.ts"
 import { cachePolicies, catalogueKey } from "../cache-keys.ts"
 import { listMinerModels } from "../catalogue.ts"
 import { NotFound } from "../errors.ts"
@@ -15,7 +15,7 @@ const catalogue = cachedRead(
   listMinerModels.pipe(Effect.catchTags({ SqlError: databaseDown, ParseError: Effect.die })),
 )
 
-export const CatalogueLive = HttpApiBuilder.group(HashInsightApi, "catalogue", (handlers) =>
+export const CatalogueRoutes = HttpApiBuilder.group(HashInsightApi, "catalogue", (handlers) =>
   handlers
     .handle("listMinerModels", () => catalogue)
     .handle("getMinerModel", ({ path }) =>

@@ -1,14 +1,14 @@
 /** CRM handlers: each upsert is its row and its event in the request's tenant transaction. */
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
-import { HashInsightApi } from "../../http/api.ts"
+import { HashInsightApi } from "../api.ts"
 import { tenantWrite } from "../route-kit.ts"
 import { upsertAccount, upsertContact } from "./accounts.ts"
 import { Account, Contact } from "./api.ts"
 
 const ourData = { ParseError: Effect.die, OutboxOutsideTransaction: Effect.die } as const
 
-export const CrmLive = HttpApiBuilder.group(HashInsightApi, "crm", (handlers) =>
+export const CrmRoutes = HttpApiBuilder.group(HashInsightApi, "crm", (handlers) =>
   handlers
     .handle(
       "upsertAccount",

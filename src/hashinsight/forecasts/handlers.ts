@@ -1,9 +1,9 @@
 /** Forecast reads through the SWR cache, one key per tenant and user. */
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
-import { HashInsightApi } from "../../http/api.ts"
 import { CurrentTenant } from "../../http/authentication.ts"
 import { withTenant } from "../../platform/db.ts"
+import { HashInsightApi } from "../api.ts"
 import { cachePolicies, forecastsKey } from "../cache-keys.ts"
 import { NotFound } from "../errors.ts"
 import { cachedRead, databaseDown } from "../route-kit.ts"
@@ -29,7 +29,7 @@ const loadForecasts = (tenantId: string, userId: string) =>
     }),
   )
 
-export const ForecastsLive = HttpApiBuilder.group(HashInsightApi, "forecasts", (handlers) =>
+export const ForecastsRoutes = HttpApiBuilder.group(HashInsightApi, "forecasts", (handlers) =>
   handlers.handle("getForecasts", ({ urlParams }) =>
     Effect.flatMap(CurrentTenant, (tenant) =>
       cachedRead(

@@ -1,15 +1,15 @@
 /** The miners routes' handlers: every database touch runs in the caller's tenant transaction. */
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Layer, Option } from "effect"
-import { HashInsightApi } from "../../http/api.ts"
 import { CurrentTenant } from "../../http/authentication.ts"
 import { withTenant } from "../../platform/db.ts"
+import { HashInsightApi } from "../api.ts"
 import { NotFound } from "../errors.ts"
 import { databaseDown, tenantWrite } from "../route-kit.ts"
 import { Miners } from "./miners.ts"
 import { Miner } from "./schema.ts"
 
-export const MinersLive = HttpApiBuilder.group(HashInsightApi, "miners", (handlers) =>
+export const MinersRoutes = HttpApiBuilder.group(HashInsightApi, "miners", (handlers) =>
   Effect.gen(function* () {
     const miners = yield* Miners
     return handlers

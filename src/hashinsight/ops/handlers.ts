@@ -1,9 +1,9 @@
 /** Operations handlers: each write is the domain's row + event in the request's tenant transaction. */
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Option } from "effect"
-import { HashInsightApi } from "../../http/api.ts"
 import { CurrentTenant } from "../../http/authentication.ts"
 import { withTenant } from "../../platform/db.ts"
+import { HashInsightApi } from "../api.ts"
 import { NotFound } from "../errors.ts"
 import { databaseDown, tenantWrite } from "../route-kit.ts"
 import { Incident, RecordedMarketData } from "./api.ts"
@@ -12,7 +12,7 @@ import { reportSiteIncident } from "./site-incident.ts"
 
 const ourData = { ParseError: Effect.die, OutboxOutsideTransaction: Effect.die } as const
 
-export const OpsLive = HttpApiBuilder.group(HashInsightApi, "ops", (handlers) =>
+export const OpsRoutes = HttpApiBuilder.group(HashInsightApi, "ops", (handlers) =>
   handlers
     .handle(
       "postMarketData",

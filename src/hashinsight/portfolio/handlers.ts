@@ -1,9 +1,9 @@
 /** Portfolio reads: the stored figures through the SWR cache, one key per tenant and user. */
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Option } from "effect"
-import { HashInsightApi } from "../../http/api.ts"
 import { CurrentTenant } from "../../http/authentication.ts"
 import { withTenant } from "../../platform/db.ts"
+import { HashInsightApi } from "../api.ts"
 import { cachePolicies, portfolioKey } from "../cache-keys.ts"
 import { NotFound } from "../errors.ts"
 import { cachedRead, databaseDown } from "../route-kit.ts"
@@ -22,7 +22,7 @@ const loadPortfolio = (tenantId: string, userId: string) =>
     ),
   )
 
-export const PortfolioLive = HttpApiBuilder.group(HashInsightApi, "portfolio", (handlers) =>
+export const PortfolioRoutes = HttpApiBuilder.group(HashInsightApi, "portfolio", (handlers) =>
   handlers.handle("getPortfolio", ({ path }) =>
     Effect.flatMap(CurrentTenant, (tenant) =>
       cachedRead(

@@ -1,12 +1,12 @@
 /** Treasury handlers: the row and its event in the request's tenant transaction. */
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
-import { HashInsightApi } from "../../http/api.ts"
+import { HashInsightApi } from "../api.ts"
 import { tenantWrite } from "../route-kit.ts"
 import { TreasuryTransaction } from "./api.ts"
 import { recordTreasuryTransaction } from "./record-transaction.ts"
 
-export const TreasuryLive = HttpApiBuilder.group(HashInsightApi, "treasury", (handlers) =>
+export const TreasuryRoutes = HttpApiBuilder.group(HashInsightApi, "treasury", (handlers) =>
   handlers.handle(
     "recordTransaction",
     ({ payload }) =>

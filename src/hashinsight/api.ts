@@ -1,17 +1,9 @@
 /**
  * The HashInsight HTTP API as one `HttpApi` value: the server, `/openapi.json` and `/docs` are all
- * derived from it. Problems every route can answer with are declared here once.
+ * derived from it. Problems every route can answer with are declared here once: the edge's and the
+ * domain's 404.
  */
 import { HttpApi, OpenApi } from "@effect/platform"
-import { CatalogueGroup } from "../hashinsight/catalogue/api.ts"
-import { CrmGroup } from "../hashinsight/crm/api.ts"
-import { ForecastsGroup } from "../hashinsight/forecasts/api.ts"
-import { MinersGroup } from "../hashinsight/miners/api.ts"
-import { OpsGroup } from "../hashinsight/ops/api.ts"
-import { PortfolioGroup } from "../hashinsight/portfolio/api.ts"
-import { NotFoundProblem } from "../hashinsight/problems.ts"
-import { TreasuryGroup } from "../hashinsight/treasury/api.ts"
-import { ObserveGroup } from "../observe/api.ts"
 import {
   InternalProblem,
   MalformedBody,
@@ -20,7 +12,17 @@ import {
   Unauthorized,
   UnsupportedMediaType,
   ValidationProblem,
-} from "./problem.ts"
+} from "../http/problem.ts"
+import { observeGroup } from "../observe/api.ts"
+import { CatalogueGroup } from "./catalogue/api.ts"
+import { CrmGroup } from "./crm/api.ts"
+import { ForecastsGroup } from "./forecasts/api.ts"
+import { healthChecks } from "./health.ts"
+import { MinersGroup } from "./miners/api.ts"
+import { OpsGroup } from "./ops/api.ts"
+import { PortfolioGroup } from "./portfolio/api.ts"
+import { NotFoundProblem } from "./problems.ts"
+import { TreasuryGroup } from "./treasury/api.ts"
 
 export class HashInsightApi extends HttpApi.make("hashinsight")
   .add(CatalogueGroup)
@@ -30,7 +32,7 @@ export class HashInsightApi extends HttpApi.make("hashinsight")
   .add(OpsGroup)
   .add(TreasuryGroup)
   .add(CrmGroup)
-  .add(ObserveGroup)
+  .add(observeGroup(Object.keys(healthChecks)))
   .addError(ValidationProblem)
   .addError(MalformedBody)
   .addError(Unauthorized)

@@ -1,0 +1,43 @@
+/**
+ * The handlers of every group of `HashInsightApi`, with the services only they use (the read
+ * cache, the miners, health over HashInsight's relay slot, consumer groups and own checks); the
+ * edge and the platform's services are provided by whoever serves them (`ApiServer`).
+ */
+import { HttpApiBuilder } from "@effect/platform"
+import { Layer } from "effect"
+import { Cache } from "../engine/cache/swr.ts"
+import { healthResponse, metricsResponse } from "../observe/handlers.ts"
+import { Health } from "../observe/health.ts"
+import { HashInsightApi } from "./api.ts"
+import { CatalogueRoutes } from "./catalogue/handlers.ts"
+import { consumers } from "./consumers/index.ts"
+import { CrmRoutes } from "./crm/handlers.ts"
+import { ForecastsRoutes } from "./forecasts/handlers.ts"
+import { healthChecks } from "./health.ts"
+import { MinersRoutes } from "./miners/handlers.ts"
+import { OpsRoutes } from "./ops/handlers.ts"
+import { PortfolioRoutes } from "./portfolio/handlers.ts"
+import { TreasuryRoutes } from "./treasury/handlers.ts"
+
+export const ObserveRoutes = HttpApiBuilder.group(HashInsightApi, "observe", (handlers) =>
+  handlers.handleRaw("health", () => healthResponse).handleRaw("metrics", () => metricsResponse),
+)
+
+const health = Health.layer({
+  groups: Object.values(consumers).map((c) => ({
+    group: c.group,
+    topics: [...new Set(c.subscriptions.map((s) => s.topic.name))],
+  })),
+  checks: healthChecks,
+})
+
+export const HashInsightRoutes = Layer.mergeAll(
+  CatalogueRoutes,
+  MinersRoutes,
+  PortfolioRoutes,
+  ForecastsRoutes,
+  OpsRoutes,
+  TreasuryRoutes,
+  CrmRoutes,
+  ObserveRoutes.pipe(Layer.provide(health)),
+).pipe(Layer.provide(Cache.layer))
