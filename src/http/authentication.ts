@@ -21,11 +21,14 @@ export class CurrentTenant extends Context.Tag("hashinsight/http/CurrentTenant")
 export const defaultKeyTtl = Duration.seconds(30)
 const keyCapacity = 10_000
 
-export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("hashinsight/http/Authentication", {
-  failure: Schema.Union(Unauthorized, ServiceUnavailable),
-  provides: CurrentTenant,
-  security: { bearer: HttpApiSecurity.bearer },
-}) {
+export class Authentication extends HttpApiMiddleware.Tag<Authentication>()(
+  "hashinsight/http/Authentication",
+  {
+    failure: Schema.Union(Unauthorized, ServiceUnavailable),
+    provides: CurrentTenant,
+    security: { bearer: HttpApiSecurity.bearer },
+  },
+) {
   static readonly layerWith = (options: { readonly keyTtl: Duration.DurationInput }) =>
     Layer.effect(
       Authentication,

@@ -1,5 +1,6 @@
 import { describe, expect } from "bun:test"
 import { Effect } from "effect"
+import { consumers } from "../../src/hashinsight/consumers/index.ts"
 import { retryPolicies } from "../../src/ops/dlq/policies.ts"
 import type { DlqStatsReport } from "../../src/ops/dlq/stats.ts"
 import { freePort } from "../../src/platform/stack.ts"
@@ -146,7 +147,7 @@ describe("dlq stats, list, show", () => {
           { consumerGroup: "g-b", dlq: 1, processed: 4, rate: 1 / 4 },
         ])
 
-        expect(s.retryPolicies).toEqual(retryPolicies())
+        expect(s.retryPolicies).toEqual(retryPolicies(Object.values(consumers)))
 
         const wide = yield* cliJson<DlqStatsReport>(["stats", "--hours", "48"], env)
         expect(wide.window).toEqual({ dlq: 5, processed: 14, rate: 5 / 14 })

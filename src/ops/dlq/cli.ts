@@ -1,7 +1,7 @@
 /**
  * `bun run dlq stats|list|show <id>|replay`: the operator commands, declared with @effect/cli. Each
  * handler builds only the services it needs — nothing connects before the arguments parsed, and
- * only a real replay connects to Kafka.
+ * only a real replay connects to Kafka. The retry policies `stats` shows are handed in.
  */
 import { Args, CliConfig, Command, HelpDoc, Options, Usage, ValidationError } from "@effect/cli"
 import { Console, Effect, Layer, Option, Schema } from "effect"
@@ -16,7 +16,7 @@ import {
   formatShow,
   formatStats,
 } from "./format.ts"
-import { retryPolicies } from "./policies.ts"
+import type { GroupRetryPolicy } from "./policies.ts"
 import { stderrProgress } from "./progress.ts"
 import { DlqQueries } from "./queries.ts"
 import { DlqReplay } from "./replay.ts"
@@ -53,21 +53,21 @@ const print = (asJson: boolean, data: unknown, text: string) =>
 
 const QueriesLive = DlqQueries.layer.pipe(Layer.provide(OperatorDb))
 
-const stats = Command.make(
-  "stats",
-  {
-    hours: positive("hours", "N", "window for the DLQ rate, in hours").pipe(Options.withDefault(24)),
-    json,
-  },
-  (a) =>
-    Effect.gen(function* () {
-      const report = yield* (yield* DlqStats).report(a.hours)
-      const policies = retryPolicies()
-      yield* print(a.json, { ...report, retryPolicies: policies }, formatStats(report, policies))
-    }).pipe(Effect.provide(DlqStats.layer.pipe(Layer.provide(OperatorDb)))),
-).pipe(
-  Command.withDescription("DLQ counts by topic, group and error; replay states; oldest pending; DLQ rate"),
-)
+const stats = (policies: ReadonlyArray<GroupRetryPolicy>) =>
+  Command.make(
+    "stats",
+    {
+      hours: positive("hours", "N", "window for the DLQ rate, in hours").pipe(Options.withDefault(24)),
+      json,
+    },
+    (a) =>
+      Effect.gen(function* () {
+        const report = yield* (yield* DlqStats).report(a.hours)
+        yield* print(a.json, { ...report, retryPolicies: policies }, formatStats(report, policies))
+      }).pipe(Effect.provide(DlqStats.layer.pipe(Layer.provide(OperatorDb)))),
+  ).pipe(
+    Command.withDescription("DLQ counts by topic, group and error; replay states; oldest pending; DLQ rate"),
+  )
 
 const list = Command.make(
   "list",
@@ -153,31 +153,32 @@ const replay = Command.make(
     }).pipe(Effect.provide(DlqQueries.layer.pipe(Layer.provideMerge(OperatorDb)))),
 ).pipe(Command.withDescription("send DLQ entries back to the group that failed them"))
 
-const subcommands = [stats, list, show, replay] as const
-
 const missingCommand = "missing command: one of stats, list, show, replay"
-const root = Command.make("dlq", {}, () =>
-  Console.error(missingCommand).pipe(
-    Effect.zipRight(Effect.fail(ValidationError.missingSubcommand(HelpDoc.p(missingCommand)))),
-  ),
-).pipe(
-  Command.withDescription("inspect and replay the dead-letter queue"),
-  Command.withSubcommands(subcommands),
-)
 
-/** One line per subcommand, derived from the declarations above so it cannot drift from them. */
-export const usage = [
-  "usage: bun run dlq <command> [flags]   (--help on any command for details)",
-  ...[
-    Command.getUsage(stats),
-    Command.getUsage(list),
-    Command.getUsage(show),
-    Command.getUsage(replay),
-  ].flatMap((u) =>
-    Usage.enumerate(u, CliConfig.defaultConfig).map(
-      (span) => `  ${HelpDoc.toAnsiText(HelpDoc.p(span)).trim()}`,
+/** The CLI over these retry policies, and its usage: one line per subcommand, from their declarations. */
+export const dlqCli = (policies: ReadonlyArray<GroupRetryPolicy>) => {
+  const statsCommand = stats(policies)
+  const subcommands = [statsCommand, list, show, replay] as const
+  const root = Command.make("dlq", {}, () =>
+    Console.error(missingCommand).pipe(
+      Effect.zipRight(Effect.fail(ValidationError.missingSubcommand(HelpDoc.p(missingCommand)))),
     ),
-  ),
-].join("\n")
-
-export const dlqCli = Command.run(root, { name: "bun run dlq", version: "0.1.0" })
+  ).pipe(
+    Command.withDescription("inspect and replay the dead-letter queue"),
+    Command.withSubcommands(subcommands),
+  )
+  const usage = [
+    "usage: bun run dlq <command> [flags]   (--help on any command for details)",
+    ...[
+      Command.getUsage(statsCommand),
+      Command.getUsage(list),
+      Command.getUsage(show),
+      Command.getUsage(replay),
+    ].flatMap((u) =>
+      Usage.enumerate(u, CliConfig.defaultConfig).map(
+        (span) => `  ${HelpDoc.toAnsiText(HelpDoc.p(span)).trim()}`,
+      ),
+    ),
+  ].join("\n")
+  return { run: Command.run(root, { name: "bun run dlq", version: "0.1.0" }), usage }
+}
