@@ -2,7 +2,7 @@
 import { Layer } from "effect"
 import { memberLayer } from "../engine/consumer/runtime.ts"
 import { type ConsumerName, consumerNames, consumers } from "../hashinsight/consumers/index.ts"
-import { MetricsServerLive } from "../observe/metrics-server.ts"
+import { MetricsServer } from "../observe/metrics-server.ts"
 import { PlatformLive } from "../platform/layers.ts"
 import { runMain } from "./main.ts"
 
@@ -26,4 +26,4 @@ if (!definition) {
   process.exit(2)
 }
 
-runMain(Layer.launch(Layer.merge(memberLayer(definition), MetricsServerLive)), PlatformLive)
+runMain(Layer.launch(Layer.merge(memberLayer(definition), MetricsServer.layerConfig)), PlatformLive)

@@ -8,7 +8,7 @@ import { CliConfig, Command, HelpDoc, Options, ValidationError } from "@effect/c
 import { BunContext } from "@effect/platform-bun"
 import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
 import { defaultSlotFor, type RelayConfig, relayDefaults, runRelay } from "../engine/relay/index.ts"
-import { MetricsServerLive } from "../observe/metrics-server.ts"
+import { MetricsServer } from "../observe/metrics-server.ts"
 import { AppConfig } from "../platform/config.ts"
 import { DbLive } from "../platform/db.ts"
 import { Kafka } from "../platform/kafka.ts"
@@ -65,7 +65,7 @@ const relay = Command.make("relay", { mode, slot, batchSize, linger, pollInterva
       standbyPoll: Duration.millis(flags.standbyPoll),
       databaseUrl: app.databaseUrl,
     }
-    return yield* runRelay(config).pipe(Effect.provide(MetricsServerLive))
+    return yield* runRelay(config).pipe(Effect.provide(MetricsServer.layerConfig))
   }),
 )
 

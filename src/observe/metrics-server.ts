@@ -19,7 +19,7 @@ const router = HttpRouter.empty.pipe(
 )
 
 /** Serves this process's metrics on `METRICS_PORT`, if set. */
-export const MetricsServerLive = Layer.unwrapEffect(
+const layerConfig = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) =>
     Option.match(config.metricsPort, {
       onNone: () => Layer.empty,
@@ -37,3 +37,5 @@ export const MetricsServerLive = Layer.unwrapEffect(
     }),
   ),
 )
+
+export const MetricsServer = { layerConfig }
