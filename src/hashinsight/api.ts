@@ -1,7 +1,7 @@
 /**
  * The HashInsight HTTP API as one `HttpApi` value: the server, `/openapi.json` and `/docs` are all
- * derived from it. Problems every route can answer with are declared here once: the edge's and the
- * domain's 404.
+ * derived from it. Problems every route can answer with are declared here once: the edge's own, and
+ * the domain's 404, whose document is also what the edge answers for a path it does not serve.
  */
 import { HttpApi, OpenApi } from "@effect/platform"
 import {

@@ -8,8 +8,9 @@
  * 2. Execute under a savepoint, then mark the record completed (status, body) — the write and its
  *    record commit together, so an executed write always has its record and a rolled-back one
  *    never does (a crash or a failed commit leaves no claim behind to clean up).
- * 3. A rejected write (4xx problem) is rolled back to the savepoint and recorded instead, still
- *    under the lock, so its replay is identical. A store that cannot claim → 503, nothing run.
+ * 3. A rejected write (an error the API declares with a 4xx status) is rolled back to the
+ *    savepoint and recorded instead, with the response HttpApi answers it with (`ErrorResponses`),
+ *    still under the lock, so its replay is identical. A store that cannot claim → 503, nothing run.
  *
  * A connection lost before the COMMIT (a restart, a terminated backend) rolls everything back: 503,
  * nothing executed. Lost during the COMMIT, the write may have committed with its record or not at
@@ -53,7 +54,8 @@ const IdempotencyHeaders = Schema.Struct({
 
 /**
  * Declares an endpoint as a write behind `idempotentWrite`: the header it reads and the two
- * problems it adds.
+ * problems it adds. Its other two, a malformed key's 400 and the store's 503, are among those the
+ * API declares for every route.
  */
 export const withIdempotencyKey = <
   Name extends string,
@@ -113,7 +115,7 @@ export const idempotentWrite = <E, R>(tenantId: string, write: Effect.Effect<Sto
     const request = yield* HttpServerRequest.HttpServerRequest
     const key = request.headers[idempotencyHeader]
     if (key === undefined) {
-      const response = yield* Effect.catchIf(withTenant(tenantId)(write), isSqlError, databaseDown)
+      const response = yield* withTenant(tenantId)(write).pipe(Effect.catchIf(isSqlError, databaseDown))
       return sendStored(response, false)
     }
     if (!validKey(key)) {
@@ -124,7 +126,7 @@ export const idempotentWrite = <E, R>(tenantId: string, write: Effect.Effect<Sto
     }
     const store = yield* IdempotencyStore
     const fingerprint = yield* Effect.orDie(fingerprintOf(request))
-    const claimed = withTenant(tenantId)(
+    const outcome = yield* withTenant(tenantId)(
       Effect.gen(function* () {
         const claim = yield* store.claim(tenantId, key, fingerprint).pipe(Effect.catchAll(storeDown))
         if (claim._tag !== "Claimed") return claim
@@ -132,13 +134,11 @@ export const idempotentWrite = <E, R>(tenantId: string, write: Effect.Effect<Sto
         if (!(yield* store.complete(tenantId, key, response))) return yield* new ClaimLost()
         return { _tag: "Executed", response } as const
       }),
-    )
-    const outcome = yield* Effect.catchIf(
-      Effect.catchIf(claimed, isClaimLost, () =>
+    ).pipe(
+      Effect.catchIf(isClaimLost, () =>
         Effect.fail(new IdempotencyInFlight({ detail: "this request's claim on its key was taken over" })),
       ),
-      isSqlError,
-      keyedDatabaseDown,
+      Effect.catchIf(isSqlError, keyedDatabaseDown),
     )
     switch (outcome._tag) {
       case "Executed":
