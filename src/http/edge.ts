@@ -1,9 +1,9 @@
 /**
  * The edge every request passes, in two rings around HttpApi's own error encoding:
- * - `ProblemEdge`, inside it: rejects bodies that are too large or not JSON before any route runs,
- *   and answers the edge's problems — Effect's schema errors become 400 `validation`, unknown routes
- *   404, unparseable JSON 400. Any other failure goes on to HttpApi, which answers the errors the
- *   application declares (`problemFace`) as declared.
+ * - `ProblemEdge.layer`, inside it: rejects bodies that are too large or not JSON before any route
+ *   runs, and answers the edge's problems — Effect's schema errors become 400 `validation`, unknown
+ *   routes 404, unparseable JSON 400. Any other failure goes on to HttpApi, which answers the errors
+ *   the application declares (`problemFace`) as declared.
  * - `lastResort`, outside it: what HttpApi could not answer (a defect, an undeclared failure) is a
  *   logged 500, and every 503 carries `Retry-After`. Nothing leaves the API as anything but a response.
  */
@@ -77,7 +77,7 @@ const toProblem = (cause: Cause.Cause<unknown>): Option.Option<EdgeProblem> => {
   return Option.none()
 }
 
-export const ProblemEdge = HttpApiBuilder.middleware((app) =>
+const problemEdge = HttpApiBuilder.middleware((app) =>
   Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
     const rejected = yield* checkBody(request)
@@ -92,6 +92,8 @@ export const ProblemEdge = HttpApiBuilder.middleware((app) =>
     ),
   ),
 )
+
+export const ProblemEdge = { layer: problemEdge }
 
 /** Wraps the whole app, HttpApi's error encoding included. */
 export const lastResort = <E, R>(app: HttpApp.Default<E, R>) =>

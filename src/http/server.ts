@@ -56,7 +56,7 @@ const layer = <Id extends string, Groups extends HttpApiGroup.HttpApiGroup.Any, 
   serve.pipe(
     Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
     Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
-    Layer.provide(ProblemEdge),
+    Layer.provide(ProblemEdge.layer),
     Layer.provide(IdempotencyStore.layerPurge),
     Layer.provide(routesOf(options)),
     HttpServer.withLogAddress,
