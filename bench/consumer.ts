@@ -9,8 +9,7 @@
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Fiber, Schedule, Schema } from "effect"
 import { defineConsumer, on } from "../src/engine/consumer/definition.ts"
-import { Locks } from "../src/engine/consumer/lock.ts"
-import { runMember } from "../src/engine/consumer/runtime.ts"
+import { MemberServices, runMember } from "../src/engine/consumer/runtime.ts"
 import { toKafkaMessage } from "../src/engine/record.ts"
 import { defineTopic } from "../src/engine/topic.ts"
 import { Kafka } from "../src/platform/kafka.ts"
@@ -78,7 +77,7 @@ const scenario = (name: string, events: number, locked: boolean) =>
       ],
     })
     yield* produceBacklog(topic.name, events)
-    const member = yield* Effect.fork(runMember(consumer).pipe(Effect.provide(Locks.layer)))
+    const member = yield* Effect.fork(runMember(consumer).pipe(Effect.provide(MemberServices)))
     const count = sql<{
       n: number
     }>`SELECT count(*)::int AS n FROM event_inbox WHERE consumer_group = ${group}`

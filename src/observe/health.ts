@@ -12,7 +12,7 @@
  * | database | latencyMs | slower than 1 s (unhealthy: unreachable) |
  * | redis | latencyMs | unreachable, or slower than 1 s |
  * | outbox | WAL: slot (the relay's, else the database's other pgoutput slot: Debezium's), streaming, lagBytes; poll: unpublished (neither marked published nor below the delivered watermark), oldestSeconds | no reader streams from the slot, WAL lag over 64 MiB, or an event unpublished for over 60 s |
- * | kafka_consumer | per group: state, members, lag | Kafka unreachable, a group without members (where the broker describes groups), or a group over 10,000 events behind |
+ * | kafka_consumer | per group: state, members, lag, reports (what each member last said: running or waiting on a dependency since when, its partitions, how long ago) | Kafka unreachable, a group without members (where the broker describes groups), a group over 10,000 events behind, a member waiting on a dependency, or a member that stopped reporting |
  * | dlq | waiting, lastHour, newestFailedAt | records waiting for an operator (pending or failed replay) |
  * | cache (`cacheCheck`, for an application that reads through the SWR cache) | hits, stale, misses, hitRatio, refreshes | Redis unreachable (reads go to the database) |
  *
@@ -23,6 +23,7 @@ import { Cause, Context, Duration, Effect, Layer, Metric, Option, Redacted, Sche
 import { type Admin, Kafka as KafkaJs, logLevel } from "kafkajs"
 import { cacheHits, cacheMisses, cacheRefreshes, cacheStale } from "../engine/cache/metrics.ts"
 import { messageOf } from "../engine/consumer/classify.ts"
+import { MemberReports, type SeenReport, staleAfterMs } from "../engine/consumer/member-reports.ts"
 import { defaultSlotFor } from "../engine/relay/config.ts"
 import { outboxBacklog, slotLag } from "../engine/relay/lag.ts"
 import { AppConfig } from "../platform/config.ts"
@@ -172,7 +173,7 @@ const groupsOf = async (admin: Admin, groups: ReadonlyArray<WatchedGroup>) => {
   return result
 }
 
-const kafkaConsumerCheck = (client: KafkaJs, groups: ReadonlyArray<WatchedGroup>) =>
+const groupFigures = (client: KafkaJs, groups: ReadonlyArray<WatchedGroup>) =>
   Effect.acquireUseRelease(
     Effect.tryPromise({
       try: async () => {
@@ -182,18 +183,63 @@ const kafkaConsumerCheck = (client: KafkaJs, groups: ReadonlyArray<WatchedGroup>
       },
       catch: (e) => e,
     }),
-    (admin) =>
-      Effect.map(Effect.tryPromise({ try: () => groupsOf(admin, groups), catch: (e) => e }), (figures) => {
-        const idle = Object.entries(figures).filter(([, f]) => f.members === 0)
-        const behind = Object.entries(figures).filter(([, f]) => f.lag > lagLimit)
-        const why = [
-          ...idle.map(([g]) => `no member of ${g} is running`),
-          ...behind.map(([g, f]) => `${g} is ${f.lag} events behind`),
-        ]
-        return ok({ groups: figures }, why.length > 0 ? why.join("; ") : undefined)
-      }),
+    (admin) => Effect.tryPromise({ try: () => groupsOf(admin, groups), catch: (e) => e }),
     (admin) => Effect.promise(() => admin.disconnect().catch(() => undefined)),
   )
+
+/** A member's report as health shows it. */
+const shown = (r: SeenReport) => ({
+  member: r.member,
+  state: r.state,
+  waitingOn: r.waiting.map((w) => ({
+    dependency: w.dependency,
+    since: new Date(w.since).toISOString(),
+    error: w.error,
+  })),
+  partitions: r.partitions,
+  reportedSecondsAgo: Math.round(r.ageMs / 100) / 10,
+  stale: r.ageMs > staleAfterMs,
+})
+
+/**
+ * Lag from Kafka and the members' own reports (from Redis or the database, whichever answers), so
+ * what the members wait on shows while Kafka, or one of the stores, is down.
+ */
+const kafkaConsumerCheck = (
+  client: KafkaJs,
+  groups: ReadonlyArray<WatchedGroup>,
+  reports: MemberReports["Type"],
+) =>
+  Effect.gen(function* () {
+    const [figures, seen] = yield* Effect.all(
+      [Effect.either(groupFigures(client, groups)), Effect.forEach(groups, (g) => reports.read(g.group))],
+      { concurrency: "unbounded" },
+    )
+    const why: Array<string> = []
+    const result: Record<string, Record<string, unknown>> = {}
+    for (const [i, { group }] of groups.entries()) {
+      const members = seen[i]!
+      for (const m of members) {
+        for (const w of m.waiting)
+          why.push(
+            `${m.member} of ${group} waits on ${w.dependency} since ${new Date(w.since).toISOString()}`,
+          )
+        if (m.ageMs > staleAfterMs)
+          why.push(`${m.member} of ${group} has not reported for ${Math.round(m.ageMs / 1000)} s`)
+      }
+      result[group] = {
+        ...(figures._tag === "Right" ? figures.right[group] : {}),
+        reports: members.map(shown),
+      }
+    }
+    if (figures._tag === "Left") why.unshift(`Kafka: ${messageOf(figures.left)}`)
+    else
+      for (const [group, f] of Object.entries(figures.right)) {
+        if (f.members === 0) why.push(`no member of ${group} is running`)
+        if (f.lag > lagLimit) why.push(`${group} is ${f.lag} events behind`)
+      }
+    return ok({ groups: result }, why.length > 0 ? why.join("; ") : undefined)
+  })
 
 const dlqCheck = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
@@ -238,6 +284,7 @@ export class Health extends Context.Tag("hashinsight/observe/Health")<
         const sql = yield* SqlClient.SqlClient
         const redis = yield* Redis
         const config = yield* AppConfig
+        const reports = yield* MemberReports.make
         // Its own client, failing fast: a health check must not sit in kafkajs' retries.
         const kafka = new KafkaJs({
           clientId: `${config.kafkaClientId}-health`,
@@ -264,7 +311,7 @@ export class Health extends Context.Tag("hashinsight/observe/Health")<
             outboxCheck(options.slot ?? defaultSlotFor(Redacted.value(config.databaseUrl))),
             "degraded",
           ),
-          kafka_consumer: guarded(kafkaConsumerCheck(kafka, options.groups), "degraded"),
+          kafka_consumer: guarded(kafkaConsumerCheck(kafka, options.groups, reports), "degraded"),
           dlq: guarded(dlqCheck, "degraded"),
           ...Object.fromEntries(
             Object.entries(options.checks).map(([name, check]) => [name, guarded(check, "degraded")]),

@@ -33,7 +33,7 @@ export type StackEnv = {
   KAFKA_BROKERS: string
 }
 export const stackEnvKeys = ["DATABASE_URL", "REDIS_URL", "KAFKA_BROKERS"] as const
-type Member = "postgres" | "redis" | "kafka"
+export type Member = "postgres" | "redis" | "kafka"
 const memberOf: Record<keyof StackEnv, Member> = {
   DATABASE_URL: "postgres",
   REDIS_URL: "redis",
@@ -408,11 +408,18 @@ export const currentEnv = (env: NodeJS.ProcessEnv = process.env): StackEnv => {
   return out
 }
 
+/**
+ * Stops one embedded member, leaving its data (PostgreSQL's) and its port for the next `up`, which
+ * starts it again: for tests of what an outage does.
+ */
+export const stopMember = async (member: Member): Promise<void> => {
+  if (member === "postgres") stopPostgres()
+  else await stopPid(running[member]())
+}
+
 /** Stops only what `up` started (pid files under .stack/), leaving data for the next `up`. */
 export const down = async (): Promise<void> => {
-  stopPostgres()
-  await stopPid(redisRunning())
-  await stopPid(kafkaRunning())
+  for (const member of ["postgres", "redis", "kafka"] as const) await stopMember(member)
 }
 
 /** Pids of the embedded members that are alive, for tests and `stack status`. */

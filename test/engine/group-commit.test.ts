@@ -13,17 +13,20 @@ const recorder = () => {
   return { runs, finish, run }
 }
 
+/** A chunk whose partition is still ours. */
+const live = () => false
+
 const tick = () => new Promise((r) => setTimeout(r, 0))
 
 describe("group commit", () => {
   test("the first chunk starts at once; chunks handed in meanwhile share the next run, in order", async () => {
     const { runs, finish, run } = recorder()
     const submit = makeGroupCommit(run, 100)
-    const first = submit(["p0-1"])
+    const first = submit(["p0-1"], live)
     await tick()
     expect(runs).toEqual([["p0-1"]])
-    const second = submit(["p1-1", "p1-2"])
-    const third = submit(["p2-1"])
+    const second = submit(["p1-1", "p1-2"], live)
+    const third = submit(["p2-1"], live)
     await tick()
     expect(runs.length).toBe(1)
     finish[0]!()
@@ -37,7 +40,12 @@ describe("group commit", () => {
   test("a run never exceeds the item limit, but takes a bigger chunk whole when it comes alone", async () => {
     const { runs, finish, run } = recorder()
     const submit = makeGroupCommit(run, 3)
-    const all = [submit(["a"]), submit(["b", "c"]), submit(["d", "e"]), submit(["f", "g", "h", "i"])]
+    const all = [
+      submit(["a"], live),
+      submit(["b", "c"], live),
+      submit(["d", "e"], live),
+      submit(["f", "g", "h", "i"], live),
+    ]
     for (let i = 0; i < 4; i++) {
       await tick()
       finish[i]?.()
@@ -49,8 +57,8 @@ describe("group commit", () => {
   test("a failed run rejects every chunk in it and the next run still happens", async () => {
     const { runs, finish, run } = recorder()
     const submit = makeGroupCommit(run, 100)
-    const first = submit(["x"])
-    const grouped = Promise.allSettled([submit(["y"]), submit(["z"])])
+    const first = submit(["x"], live)
+    const grouped = Promise.allSettled([submit(["y"], live), submit(["z"], live)])
     await tick()
     finish[0]!()
     await first
@@ -59,7 +67,7 @@ describe("group commit", () => {
     const outcomes = await grouped
     expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected"])
     expect(runs[1]).toEqual(["y", "z"])
-    const fourth = submit(["w"])
+    const fourth = submit(["w"], live)
     await tick()
     expect(runs[2]).toEqual(["w"])
     finish[2]!()
@@ -69,9 +77,9 @@ describe("group commit", () => {
   test("with a linger, a run waits that long from its oldest chunk for others to join", async () => {
     const { runs, finish, run } = recorder()
     const submit = makeGroupCommit(run, 100, 40)
-    const first = submit(["a"])
+    const first = submit(["a"], live)
     await new Promise((r) => setTimeout(r, 10))
-    const second = submit(["b"])
+    const second = submit(["b"], live)
     await tick()
     expect(runs.length).toBe(0)
     await new Promise((r) => setTimeout(r, 60))
@@ -79,10 +87,10 @@ describe("group commit", () => {
     finish[0]!()
     await Promise.all([first, second])
     // A chunk that already waited out the linger behind a running transaction does not wait again.
-    const third = submit(["c"])
+    const third = submit(["c"], live)
     await new Promise((r) => setTimeout(r, 60))
     expect(runs[1]).toEqual(["c"])
-    const fourth = submit(["d"])
+    const fourth = submit(["d"], live)
     await new Promise((r) => setTimeout(r, 60))
     finish[1]!()
     await third
@@ -90,5 +98,34 @@ describe("group commit", () => {
     expect(runs[2]).toEqual(["d"])
     finish[2]!()
     await fourth
+  })
+
+  test("a shared run is told to stop only once every chunk in it is stale, and each caller gets its result", async () => {
+    const stops: Array<() => boolean> = []
+    const finish: Array<() => void> = []
+    const submit = makeGroupCommit(
+      (_items: ReadonlyArray<string>, stop: () => boolean) =>
+        new Promise<string>((resolve) => {
+          stops.push(stop)
+          finish.push(() => resolve(stop() ? "abandoned" : "done"))
+        }),
+      100,
+    )
+    const blocker = submit(["x"], live)
+    await tick()
+    let aStale = false
+    let bStale = false
+    const a = submit(["a"], () => aStale)
+    const b = submit(["b"], () => bStale)
+    finish[0]!()
+    expect(await blocker).toBe("done")
+    await tick()
+    expect(stops.length).toBe(2)
+    aStale = true
+    expect(stops[1]!()).toBe(false)
+    bStale = true
+    expect(stops[1]!()).toBe(true)
+    finish[1]!()
+    expect(await Promise.all([a, b])).toEqual(["abandoned", "abandoned"])
   })
 })

@@ -200,3 +200,64 @@ describe("GET /metrics", () => {
       }),
   )
 })
+
+describe("GET /api/health: what consumer members report", () => {
+  effectTest(
+    "members' reports: one waiting on a dependency and one that stopped reporting make kafka_consumer degraded, naming both; each shows with its state",
+    () =>
+      Effect.gen(function* () {
+        const { api, inScratch } = yield* scratchApi
+        const group = "crm-sync-group"
+        const report = (
+          member: string,
+          state: string,
+          waiting: ReadonlyArray<Record<string, unknown>> = [],
+        ) =>
+          JSON.stringify({
+            member,
+            incarnation: crypto.randomUUID(),
+            startedAt: Date.now() - 60_000,
+            state,
+            waiting,
+            partitions: ["events.crm/0"],
+          })
+        const since = Date.now() - 12_000
+        yield* inScratch(
+          Effect.flatMap(
+            SqlClient.SqlClient,
+            (sql) => sql`INSERT INTO consumer_members (consumer_group, member, report, reported_at) VALUES
+              (${group}, 'host-a:1', ${report("host-a:1", "running")}::jsonb, now()),
+              (${group}, 'host-b:2', ${report("host-b:2", "waiting", [
+                { dependency: "redis", since, error: "redis eval: connect ECONNREFUSED" },
+              ])}::jsonb, now()),
+              (${group}, 'host-c:3', ${report("host-c:3", "running")}::jsonb, now() - interval '20 seconds'),
+              (${group}, 'host-d:4', ${report("host-d:4", "running")}::jsonb, now() - interval '5 minutes')`,
+          ),
+        )
+        const check = (yield* health(api)).report.checks.kafka_consumer!
+        const shown = (check.groups as Record<string, { reports: Array<Record<string, unknown>> }>)[group]!
+          .reports
+        // Gone for minutes: forgotten.
+        expect(shown.map((r) => r.member)).toEqual(["host-a:1", "host-b:2", "host-c:3"])
+        expect(shown[0]).toMatchObject({
+          state: "running",
+          stale: false,
+          waitingOn: [],
+          partitions: ["events.crm/0"],
+        })
+        expect(shown[1]).toMatchObject({
+          state: "waiting",
+          stale: false,
+          waitingOn: [{ dependency: "redis", since: new Date(since).toISOString() }],
+        })
+        expect(shown[2]).toMatchObject({ stale: true })
+        expect(shown[2]!.reportedSecondsAgo as number).toBeGreaterThanOrEqual(20)
+        expect(check.status).toBe("degraded")
+        expect(check.detail).toContain(
+          `host-b:2 of ${group} waits on redis since ${new Date(since).toISOString()}`,
+        )
+        expect(check.detail).toContain(`host-c:3 of ${group} has not reported for 20 s`)
+        expect(check.detail).not.toContain("host-a:1")
+      }),
+  )
+})

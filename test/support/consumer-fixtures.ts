@@ -2,12 +2,12 @@
  * Helpers for consumer-runtime tests: a table the test handlers write their effects to, records
  * produced straight to Kafka in the contract format, and waits on what the group has committed.
  */
+import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Deferred, Duration, Effect, Schedule, Schema } from "effect"
 import type { IHeaders } from "kafkajs"
 import type { ConsumerDefinition } from "../../src/engine/consumer/definition.ts"
-import { Locks } from "../../src/engine/consumer/lock.ts"
-import { type MemberOptions, runMember } from "../../src/engine/consumer/runtime.ts"
+import { type MemberOptions, MemberServices, runMember } from "../../src/engine/consumer/runtime.ts"
 import { toKafkaMessage } from "../../src/engine/record.ts"
 import { defineTopic } from "../../src/engine/topic.ts"
 import { Kafka } from "../../src/platform/kafka.ts"
@@ -145,7 +145,7 @@ export const startMember = <R>(def: ConsumerDefinition<R>, options: Partial<Memb
         heartbeatIntervalMs: fastGroup.heartbeatInterval,
         rebalanceTimeoutMs: fastGroup.rebalanceTimeout,
         ...options,
-      }).pipe(Effect.provide(Locks.layer)),
+      }).pipe(Effect.provide(MemberServices)),
     )
   })
 
@@ -170,4 +170,34 @@ export const dlqRows = (group: string) =>
     }>`SELECT id::text, event_id::text, error_tag, error_message, attempts, partition, "offset"::text,
               key, value, headers, tenant_id::text, replay_status, last_replay_error, history
        FROM event_dlq WHERE consumer_group = ${group} ORDER BY id`,
+  )
+
+const memberScript = join(import.meta.dir, "consumer-process.ts")
+
+/**
+ * A member of `group` in a process of its own (consumer-process.ts), killed at the latest when the
+ * test's scope closes. Quiet unless `MEMBER_LOG_LEVEL` (e.g. `Info`) asks for its logs.
+ */
+export const spawnMember = (
+  aggregatetype: string,
+  group: string,
+  options: { readonly locked?: boolean; readonly metricsPort?: number } = {},
+) =>
+  Effect.acquireRelease(
+    Effect.sync(() =>
+      Bun.spawn(
+        [process.execPath, memberScript, aggregatetype, group, ...(options.locked ? ["--locked"] : [])],
+        {
+          env: {
+            ...process.env,
+            LOG_LEVEL: process.env.MEMBER_LOG_LEVEL ?? "Error",
+            NODE_NO_WARNINGS: "1",
+            ...(options.metricsPort === undefined ? {} : { METRICS_PORT: String(options.metricsPort) }),
+          },
+          stdout: process.env.MEMBER_LOG_LEVEL ? "inherit" : "ignore",
+          stderr: "inherit",
+        },
+      ),
+    ),
+    (member) => Effect.sync(() => member.kill("SIGKILL")),
   )

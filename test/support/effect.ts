@@ -24,11 +24,14 @@ export const runTest = async <A, E>(self: Effect.Effect<A, E, TestServices | Sco
 
 type Options = { readonly timeout?: number }
 
-export const effectTest = <A, E>(
-  name: string,
-  self: () => Effect.Effect<A, E, TestServices | Scope.Scope>,
-  options: Options = {},
-) =>
-  // 60 s unless the test says otherwise: bun's own default (5 s) is overrun by tests that take
-  // 3-4 s here on a loaded CI machine.
-  test(name, () => runTest(self()).then(() => undefined), options.timeout ?? 60_000)
+const effectTestOf =
+  (register: typeof test) =>
+  <A, E>(name: string, self: () => Effect.Effect<A, E, TestServices | Scope.Scope>, options: Options = {}) =>
+    // 60 s unless the test says otherwise: bun's own default (5 s) is overrun by tests that take
+    // 3-4 s here on a loaded CI machine.
+    register(name, () => runTest(self()).then(() => undefined), options.timeout ?? 60_000)
+
+export const effectTest = Object.assign(effectTestOf(test), {
+  /** Registered as skipped when `condition` holds (e.g. the suite runs on services it cannot stop). */
+  skipIf: (condition: boolean) => effectTestOf(condition ? test.skip : test),
+})

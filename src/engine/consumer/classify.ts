@@ -1,35 +1,82 @@
 /**
  * The one place that decides what a failure means: `retryable` (try again by the policy, outside the
- * transaction) or `fatal` (straight to the DLQ). Pure, so its table is tested as a table.
+ * transaction), `fatal` (straight to the DLQ), or `unavailable` — a dependency (the database, Redis,
+ * Kafka) could not be reached or went away under the attempt. Pure, so its table is tested as a
+ * table.
+ *
+ * `unavailable` says nothing about the event: the runtime does not spend the event's retry budget on
+ * it but holds the partition until the dependency answers its probe (outage.ts), then tries again.
+ * The verdict is a claim the probe checks: when the dependency answers at once, the failure was not
+ * an outage this member can see (a driver error without a code, a connection the event's own
+ * statement got killed) and it counts as a `retryable` attempt of the event. A statement timeout
+ * (57014) is the event's own and stays `retryable`.
  */
 import { KafkaError } from "../../platform/kafka.ts"
 import { RedisError } from "../../platform/redis.ts"
 import { MissingHeader } from "../record.ts"
 
-export type Verdict = {
-  readonly kind: "retryable" | "fatal"
-  /** The error's tag (or class name), stored in `event_dlq.error_tag`. */
-  readonly tag: string
-  readonly message: string
-}
+export type Dependency = "database" | "redis" | "kafka"
 
-/** SQLSTATEs (or their two-character classes) that a later attempt can get past. */
-const retryableSqlStates = new Set([
+export type Verdict =
+  | {
+      readonly kind: "retryable" | "fatal"
+      /** The error's tag (or class name), stored in `event_dlq.error_tag`. */
+      readonly tag: string
+      readonly message: string
+    }
+  | {
+      readonly kind: "unavailable"
+      readonly dependency: Dependency
+      readonly tag: string
+      readonly message: string
+    }
+
+/**
+ * SQLSTATEs (or their two-character classes) that say the server cannot serve this connection now —
+ * not what the statement asked for.
+ */
+const unavailableSqlStates = new Set([
   "08", // connection exception
+  "57P01", // admin shutdown: the server is restarting (or an operator terminated the backend)
+  "57P02", // crash shutdown: another backend crashed, the server is resetting
+  "57P03", // cannot connect now: starting up, shutting down, in recovery
+  "53300", // too many connections
+])
+
+/** SQLSTATEs (or classes) that a later attempt can get past: contention and the statement's own time limit. */
+const retryableSqlStates = new Set([
   "40001", // serialization failure
   "40P01", // deadlock detected
   "55P03", // lock not available
   "57014", // statement timeout / query canceled
-  "57P01", // admin shutdown: the server is restarting
-  "57P03", // cannot connect now
-  "53300", // too many connections
 ])
 
 /** Classes that fail the same way every time: data, integrity, authorisation, syntax/permission. */
 const fatalSqlClasses = new Set(["22", "23", "28", "42"])
 
 /** Socket-level failures surface as Node error codes rather than SQLSTATEs. */
-const retryableSocketCodes = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH"])
+const socketCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+])
+
+/** Redis replies that mean the server cannot serve now (loading its data, failing over). */
+const unavailableRedisReplies = /^(LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY)\b/
+
+/** kafkajs errors of the connection rather than of the request. */
+const kafkaConnectionErrors = new Set([
+  "KafkaJSConnectionError",
+  "KafkaJSConnectionClosedError",
+  "KafkaJSRequestTimeoutError",
+  "KafkaJSBrokerNotFound",
+  "KafkaJSNoBrokerAvailableError",
+])
 
 const fatalTags = new Set(["Fatal", "DecodeFailed", "UnknownEventType", "MalformedHeader", "MissingHeader"])
 const retryableTags = new Set(["Retryable", "LockContended", "FencingRejected"])
@@ -53,41 +100,66 @@ export const messageOf = (error: unknown): string => {
   return String(error)
 }
 
+const field = (value: unknown, name: string): unknown =>
+  typeof value === "object" && value !== null ? (value as Record<string, unknown>)[name] : undefined
+
 const codeOf = (cause: unknown): string | undefined => {
-  const code = typeof cause === "object" && cause !== null ? (cause as { code?: unknown }).code : undefined
+  const code = field(cause, "code")
   return typeof code === "string" ? code : undefined
 }
 
-const sqlVerdict = (cause: unknown): Verdict["kind"] => {
-  const code = codeOf(cause)
+type Kind = Verdict["kind"]
+
+const sqlKind = (error: unknown): Kind => {
+  // @effect/sql's words for a checkout that failed: nothing of the event reached the server.
+  if (messageOf(error).startsWith("Failed to acquire connection")) return "unavailable"
+  const code = codeOf(field(error, "cause"))
   // No code at all: the driver lost the connection before the server answered.
-  if (code === undefined) return "retryable"
-  if (retryableSocketCodes.has(code)) return "retryable"
-  if (retryableSqlStates.has(code) || retryableSqlStates.has(code.slice(0, 2))) return "retryable"
+  if (code === undefined) return "unavailable"
+  if (socketCodes.has(code)) return "unavailable"
+  if (unavailableSqlStates.has(code) || unavailableSqlStates.has(code.slice(0, 2))) return "unavailable"
+  if (retryableSqlStates.has(code)) return "retryable"
   if (fatalSqlClasses.has(code.slice(0, 2))) return "fatal"
   // Any other server-side error (raise_exception, invalid transaction state, …) repeats on retry.
   return "fatal"
 }
 
-const kindOf = (error: unknown): Verdict["kind"] => {
+const redisKind = (error: RedisError): Kind => {
+  const cause = error.cause
+  if (!(cause instanceof Error) || cause.name !== "ReplyError") return "unavailable"
+  return unavailableRedisReplies.test(cause.message) ? "unavailable" : "retryable"
+}
+
+const kafkaKind = (error: KafkaError): Kind => {
+  // kafkajs wraps what its retries finally gave up on.
+  const cause = error.cause
+  const last = field(cause, "name") === "KafkaJSNumberOfRetriesExceeded" ? field(cause, "cause") : cause
+  const name = field(last, "name")
+  if (typeof name === "string" && kafkaConnectionErrors.has(name)) return "unavailable"
+  const code = codeOf(last) ?? codeOf(field(last, "cause"))
+  if (code !== undefined && socketCodes.has(code)) return "unavailable"
+  return error.retriable ? "retryable" : "fatal"
+}
+
+const judge = (error: unknown): { kind: Kind; dependency?: Dependency } => {
   const tag = tagOf(error)
-  if (fatalTags.has(tag) || error instanceof MissingHeader) return "fatal"
-  if (retryableTags.has(tag)) return "retryable"
-  if (tag === "SqlError") return sqlVerdict((error as { cause?: unknown }).cause)
-  if (error instanceof KafkaError) return error.retriable ? "retryable" : "fatal"
-  if (error instanceof RedisError) return "retryable"
-  if (typeof error === "object" && error !== null && (error as { retriable?: unknown }).retriable === true)
-    return "retryable"
+  if (fatalTags.has(tag) || error instanceof MissingHeader) return { kind: "fatal" }
+  if (retryableTags.has(tag)) return { kind: "retryable" }
+  if (tag === "SqlError") return { kind: sqlKind(error), dependency: "database" }
+  if (error instanceof KafkaError) return { kind: kafkaKind(error), dependency: "kafka" }
+  if (error instanceof RedisError) return { kind: redisKind(error), dependency: "redis" }
+  if (field(error, "retriable") === true) return { kind: "retryable" }
   // Unrecognised failures get the policy's bounded retries before the DLQ: most are transient.
-  return "retryable"
+  return { kind: "retryable" }
 }
 
 export const classify = (error: unknown): Verdict => {
-  const kind = kindOf(error)
+  const { kind, dependency } = judge(error)
   const tag = tagOf(error)
   const base = messageOf(error)
-  const code = tag === "SqlError" ? codeOf((error as { cause?: unknown }).cause) : undefined
-  const causeMessage = tag === "SqlError" ? messageOf((error as { cause?: unknown }).cause ?? "") : undefined
+  const cause = tag === "SqlError" ? field(error, "cause") : undefined
+  const code = codeOf(cause)
+  const causeMessage = cause === undefined ? undefined : messageOf(cause)
   const message = [
     code ? `[${code}]` : "",
     base,
@@ -95,7 +167,7 @@ export const classify = (error: unknown): Verdict => {
   ]
     .filter(Boolean)
     .join(" ")
-  return { kind, tag, message }
+  return kind === "unavailable" && dependency !== undefined
+    ? { kind, dependency, tag, message }
+    : { kind: kind === "unavailable" ? "retryable" : kind, tag, message }
 }
-
-export const isRetryable = (error: unknown): boolean => kindOf(error) === "retryable"

@@ -6,21 +6,23 @@
  * 0: at once) or a transaction in progress is done, whichever is later: a little latency that,
  * under load, buys fewer and fuller transactions. Each caller's promise settles when the
  * transaction holding its chunk is done, so every partition still finishes its events in order
- * before taking the next.
+ * before taking the next; it settles with what `run` returned. A shared run is told to stop (`stale`)
+ * only once every chunk in it is stale: the others still have to be done.
  */
-interface Waiting<A> {
+interface Waiting<A, R> {
   readonly items: ReadonlyArray<A>
+  readonly stale: () => boolean
   readonly at: number
-  readonly resolve: () => void
+  readonly resolve: (result: R) => void
   readonly reject: (error: unknown) => void
 }
 
-export const makeGroupCommit = <A>(
-  run: (items: ReadonlyArray<A>) => Promise<void>,
+export const makeGroupCommit = <A, R>(
+  run: (items: ReadonlyArray<A>, stale: () => boolean) => Promise<R>,
   maxItems: number,
   lingerMs = 0,
 ) => {
-  const waiting: Array<Waiting<A>> = []
+  const waiting: Array<Waiting<A, R>> = []
   let running = false
 
   const drain = async () => {
@@ -30,7 +32,7 @@ export const makeGroupCommit = <A>(
         const left = lingerMs - (performance.now() - waiting[0]!.at)
         if (left > 0) await new Promise((resolve) => setTimeout(resolve, left))
         // Whole chunks only, as many as fit in `maxItems` (at least one).
-        const taken: Array<Waiting<A>> = []
+        const taken: Array<Waiting<A, R>> = []
         let count = 0
         while (waiting.length > 0 && (taken.length === 0 || count + waiting[0]!.items.length <= maxItems)) {
           const next = waiting.shift()!
@@ -38,8 +40,10 @@ export const makeGroupCommit = <A>(
           count += next.items.length
         }
         try {
-          await run(taken.length === 1 ? taken[0]!.items : taken.flatMap((w) => w.items))
-          for (const w of taken) w.resolve()
+          const result = await run(taken.length === 1 ? taken[0]!.items : taken.flatMap((w) => w.items), () =>
+            taken.every((w) => w.stale()),
+          )
+          for (const w of taken) w.resolve(result)
         } catch (error) {
           for (const w of taken) w.reject(error)
         }
@@ -49,9 +53,9 @@ export const makeGroupCommit = <A>(
     }
   }
 
-  return (items: ReadonlyArray<A>) =>
-    new Promise<void>((resolve, reject) => {
-      waiting.push({ items, at: performance.now(), resolve, reject })
+  return (items: ReadonlyArray<A>, stale: () => boolean) =>
+    new Promise<R>((resolve, reject) => {
+      waiting.push({ items, stale, at: performance.now(), resolve, reject })
       if (!running) void drain()
     })
 }

@@ -32,3 +32,17 @@ export const consumerRestarts = Metric.counter("consumer_restarts_total", {
   description: "Kafka consumers recreated after a crash",
   incremental: true,
 })
+
+export const dependencyUnavailable = Metric.gauge("consumer_dependency_unavailable", {
+  description: "1 while the member holds partitions because this dependency is unreachable",
+})
+
+export const outageRetries = Metric.counter("consumer_outage_retries_total", {
+  description: "failed probes of an unreachable dependency while partitions were held",
+  incremental: true,
+})
+
+export const groupJoins = Metric.counter("consumer_group_joins_total", {
+  description: "times the member joined its group: the first join and every rebalance after it",
+  incremental: true,
+})

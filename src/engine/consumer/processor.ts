@@ -9,20 +9,25 @@
  * transaction and any lock. An event the DLQ holds is not run again when Kafka delivers it again
  * (until it is replayed): the claim finds its open entry (inbox.ts) and the repeat is counted on it
  * once the transaction is over; a poison record, or an event another member dead-lettered
- * meanwhile, counts on its entry when written (dlq.ts).
+ * meanwhile, counts on its entry when written (dlq.ts). A unit whose dependency is unreachable
+ * holds where it is until the dependency is back (outage.ts) without spending its events' retry
+ * budgets; it is given up (`abandoned`: not done, its offset must not move) only when `stop` says
+ * it is no longer ours.
  */
 import { SqlClient } from "@effect/sql"
-import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Schedule } from "effect"
+import { SqlError } from "@effect/sql/SqlError"
+import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Option, Schedule } from "effect"
 import { useTenant, withTenant } from "../../platform/db.ts"
 import { headersAsText } from "../record.ts"
 import { DeferredFailed, makeUnitWork, UnitWork } from "./before-commit.ts"
-import { classify, isRetryable, type Verdict } from "./classify.ts"
+import { classify, type Verdict } from "./classify.ts"
 import type { ConsumerDefinition, EventMeta } from "./definition.ts"
 import { countRepeats, markReplayed, markReplayFailed, writeDeadLetter } from "./dlq.ts"
 import { Fatal } from "./errors.ts"
 import { claim, claimReplay, type InboxRow } from "./inbox.ts"
 import { fenceAll, type Held, Locks } from "./lock.ts"
 import * as M from "./metrics.ts"
+import { type Outages, outageLimit } from "./outage.ts"
 import { type Parsed, position, type Ready, type Unit } from "./records.ts"
 import { retrySchedule } from "./retry.ts"
 
@@ -41,13 +46,43 @@ const inboxRow = (r: Ready): InboxRow => ({
   offset: r.raw.offset,
 })
 
+/**
+ * `withTenant` for one attempt. @effect/sql dies when COMMIT or ROLLBACK fails — the connection lost
+ * mid-transaction (a database restart), a deferred constraint at commit — and a ROLLBACK that dies
+ * replaces the body's failure. So the body's failure is kept aside, and a death is taken back as the
+ * attempt's failure (the body's when it had one), classified like any other. Whether a COMMIT whose
+ * answer was lost took effect does not matter: the inbox makes the next attempt a duplicate if it did.
+ */
+const transaction = <A, E, R>(tenantId: string, body: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    let failed: Option.Option<E> = Option.none()
+    const kept = Effect.tapError(body, (e) => Effect.sync(() => (failed = Option.some(e))))
+    return withTenant(tenantId)(kept).pipe(
+      Effect.catchAllCause((cause): Effect.Effect<never, E | SqlError> => {
+        const failure = Cause.failureOption(cause)
+        if (Option.isSome(failure)) return Effect.fail(failure.value)
+        const defect = Option.getOrUndefined(Cause.dieOption(cause))
+        if (!(defect instanceof SqlError)) return Effect.failCause(cause)
+        return Effect.fail(Option.isSome(failed) ? failed.value : defect)
+      }),
+    )
+  })
+
+const noOutages = { outages: 0 }
+
 /** Writes to the DLQ must not be lost: keep trying for a while, then fail the batch (no commit). */
 const persistently = Schedule.exponential(Duration.millis(100)).pipe(
   Schedule.union(Schedule.spaced(Duration.seconds(2))),
   Schedule.upTo(Duration.seconds(30)),
 )
 
-export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
+/** `abandoned`: the unit was given up unfinished (see `stop`); its offset must not be finished. */
+export type Outcome = "done" | "abandoned"
+
+/** True once the unit's records are no longer this member's to process (draining, rebalanced). */
+export type Stop = () => boolean
+
+export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =>
   Effect.gen(function* () {
     const locks = yield* Locks
     const sql = yield* SqlClient.SqlClient
@@ -123,14 +158,15 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
      * transaction; then the repeat of an event the DLQ holds, counted on its entry.
      */
     const attemptOne = (r: Ready, attempt: number, lock: Held | undefined) =>
-      withTenant(r.meta.tenantId)(
+      transaction(
+        r.meta.tenantId,
         Effect.gen(function* () {
           const c = yield* r.replayDlqId === undefined
             ? claim(def.group, [inboxRow(r)])
             : claimReplay(def.group, inboxRow(r))
           const id = r.meta.eventId
           const entry = c.deadLettered.get(id)
-          const outcome = c.claimed.has(id)
+          const outcome: "processed" | "dead-lettered" | "duplicate" = c.claimed.has(id)
             ? "processed"
             : entry !== undefined
               ? "dead-lettered"
@@ -149,31 +185,60 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
         Effect.map(({ outcome }) => outcome),
       )
 
-    /** One event with retries by the policy; `prior` is a failure already spent as attempt 1. */
-    const single = (r: Ready, prior?: { readonly error: unknown }) =>
+    /**
+     * Waits out an `unavailable` failure when it is an outage the unit may still be held through;
+     * `retry` then says to run again with nothing spent, `abandoned` to give up, `count` to treat
+     * the failure as the unit's own.
+     */
+    const ride = (verdict: Verdict, outagesSoFar: number, stop: Stop) =>
       Effect.gen(function* () {
-        let attempts = 0
-        let spent = prior
-        const attempt = Effect.suspend(() => {
-          attempts += 1
-          if (spent) {
-            const { error } = spent
-            spent = undefined
-            return Effect.fail(error)
+        if (verdict.kind !== "unavailable") return "count" as const
+        const held = yield* outages.hold(verdict.dependency, verdict.message, stop)
+        if (held === "abandoned") return "abandoned" as const
+        return held === "up" && outagesSoFar < outageLimit ? ("retry" as const) : ("count" as const)
+      })
+
+    /**
+     * One event with retries by the policy. From a chunk it may come with `error`, a failure already
+     * spent as attempt 1, and with the `outages` its chunk was held through (they were under it too).
+     */
+    const single = (
+      r: Ready,
+      stop: Stop,
+      from: { readonly error?: unknown; readonly outages: number } = noOutages,
+    ) =>
+      Effect.gen(function* () {
+        const delays = yield* Schedule.driver(schedule)
+        let spent = 0
+        let outagesSoFar = from.outages
+        let failed = "error" in from ? { error: from.error } : undefined
+        while (true) {
+          const attempt = spent + 1
+          const outcome: Either.Either<"processed" | "duplicate" | "dead-lettered", unknown> = failed
+            ? Either.left(failed.error)
+            : yield* Effect.either(
+                r.lockKey === undefined
+                  ? attemptOne(r, attempt, undefined)
+                  : locks.withLock(r.lockKey, (held) => attemptOne(r, attempt, held)),
+              )
+          failed = undefined
+          if (Either.isRight(outcome)) {
+            yield* Metric.increment(outcome.right === "processed" ? processed : skipped(outcome.right))
+            return "done" satisfies Outcome
           }
-          const n = attempts
-          return Effect.zipRight(
-            n > 1 ? Metric.increment(retries) : Effect.void,
-            r.lockKey === undefined
-              ? attemptOne(r, n, undefined)
-              : locks.withLock(r.lockKey, (held) => attemptOne(r, n, held)),
-          )
-        })
-        const outcome = yield* attempt.pipe(Effect.retry({ schedule, while: isRetryable }), Effect.either)
-        if (Either.isRight(outcome)) {
-          yield* Metric.increment(outcome.right === "processed" ? processed : skipped(outcome.right))
-        } else {
-          yield* deadLetter(r, classify(outcome.left), attempts)
+          const verdict = classify(outcome.left)
+          const next = yield* ride(verdict, outagesSoFar, stop)
+          if (next === "abandoned") return "abandoned" satisfies Outcome
+          if (next === "retry") {
+            outagesSoFar += 1
+            continue
+          }
+          spent += 1
+          if (verdict.kind === "fatal" || Either.isLeft(yield* Effect.either(delays.next(outcome.left)))) {
+            yield* deadLetter(r, verdict, spent)
+            return "done" satisfies Outcome
+          }
+          yield* Metric.increment(retries)
         }
       })
 
@@ -184,7 +249,8 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
      * `held` has the chunk's locks; the keys of the events that ran are fenced just before commit.
      */
     const runChunkTransaction = (items: ReadonlyArray<Ready>, held: ReadonlyMap<string, Held>) =>
-      withTenant(items[0]!.meta.tenantId)(
+      transaction(
+        items[0]!.meta.tenantId,
         Effect.gen(function* () {
           const byTenant = new Map<string, Array<Ready>>()
           for (const r of items) {
@@ -241,46 +307,63 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>) =>
       )
     }
 
-    const chunk = (items: ReadonlyArray<Ready>): Effect.Effect<void, never, SqlClient.SqlClient> =>
+    const chunk = (
+      items: ReadonlyArray<Ready>,
+      stop: Stop,
+    ): Effect.Effect<Outcome, never, SqlClient.SqlClient> =>
       Effect.gen(function* () {
-        if (items.length === 0) return
-        const outcome = yield* Effect.either(runChunk(items))
-        if (Either.isRight(outcome)) {
-          const { done, repeats } = outcome.right
-          yield* Metric.incrementBy(processed, done)
-          if (repeats.length > 0) {
-            yield* countRepeats(repeats).pipe(Effect.retry(persistently), Effect.orDie)
-            yield* Metric.incrementBy(skipped("dead-lettered"), repeats.length)
+        if (items.length === 0) return "done"
+        let outagesSoFar = 0
+        while (true) {
+          const outcome = yield* Effect.either(runChunk(items))
+          if (Either.isRight(outcome)) {
+            const { done, repeats } = outcome.right
+            yield* Metric.incrementBy(processed, done)
+            if (repeats.length > 0) {
+              yield* countRepeats(repeats).pipe(Effect.retry(persistently), Effect.orDie)
+              yield* Metric.incrementBy(skipped("dead-lettered"), repeats.length)
+            }
+            if (items.length > done + repeats.length)
+              yield* Metric.incrementBy(skipped("duplicate"), items.length - done - repeats.length)
+            return "done"
           }
-          if (items.length > done + repeats.length)
-            yield* Metric.incrementBy(skipped("duplicate"), items.length - done - repeats.length)
-          return
+          const { index, error } = outcome.left
+          const next = yield* ride(classify(error), outagesSoFar, stop)
+          if (next === "abandoned") return "abandoned"
+          if (next === "retry") {
+            outagesSoFar += 1
+            continue
+          }
+          if (index < 0) {
+            const from = { outages: outagesSoFar }
+            for (const r of items) if ((yield* single(r, stop, from)) === "abandoned") return "abandoned"
+            return "done"
+          }
+          if ((yield* chunk(items.slice(0, index), stop)) === "abandoned") return "abandoned"
+          const from = { error, outages: outagesSoFar }
+          if ((yield* single(items[index]!, stop, from)) === "abandoned") return "abandoned"
+          return yield* chunk(items.slice(index + 1), stop)
         }
-        const { index, error } = outcome.left
-        if (index < 0) {
-          yield* Effect.forEach(items, (r) => single(r), { discard: true })
-          return
-        }
-        yield* chunk(items.slice(0, index))
-        yield* single(items[index]!, { error })
-        yield* chunk(items.slice(index + 1))
       })
 
-    const processUnit = (unit: Unit): Effect.Effect<void, never, SqlClient.SqlClient> => {
+    const processUnit = (unit: Unit, stop: Stop): Effect.Effect<Outcome, never, SqlClient.SqlClient> => {
       switch (unit._tag) {
         case "Skip":
-          return Effect.forEach(unit.items, (s) => Metric.increment(skipped(s.reason)), { discard: true })
+          return Effect.as(
+            Effect.forEach(unit.items, (s) => Metric.increment(skipped(s.reason)), { discard: true }),
+            "done",
+          )
         case "Poison":
-          return deadLetter(unit.item, classify(unit.item.error), 1)
+          return Effect.as(deadLetter(unit.item, classify(unit.item.error), 1), "done")
         case "Single":
-          return single(unit.item)
+          return single(unit.item, stop)
         case "Chunk":
-          return chunk(unit.items)
+          return chunk(unit.items, stop)
       }
     }
 
-    const process = (unit: Unit): Effect.Effect<void> =>
-      processUnit(unit).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+    const process = (unit: Unit, stop: Stop): Effect.Effect<Outcome> =>
+      processUnit(unit, stop).pipe(Effect.provideService(SqlClient.SqlClient, sql))
 
     return { process }
   })

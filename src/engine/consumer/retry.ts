@@ -32,15 +32,21 @@ export const decodeRetryPolicy = Schema.decodeUnknownSync(RetryPolicy)
 export const nominalDelays = (p: RetryPolicy): ReadonlyArray<number> =>
   Array.from({ length: p.maxAttempts - 1 }, (_, i) => Math.min(p.baseDelayMs * p.factor ** i, p.capMs))
 
-export const retrySchedule = (p: RetryPolicy): Schedule.Schedule<unknown> => {
+/**
+ * The policy's delays with no end: exponential from `baseDelayMs` by `factor`, jittered, capped at
+ * `capMs`. A dependency outage is waited out on such a schedule (outage.ts).
+ */
+export const backoffSchedule = (p: Omit<RetryPolicy, "maxAttempts">): Schedule.Schedule<unknown> => {
   const exponential = Schedule.exponential(Duration.millis(p.baseDelayMs), p.factor)
   const jittered =
     p.jitter > 0 ? Schedule.jitteredWith(exponential, { min: 1 - p.jitter, max: 1 + p.jitter }) : exponential
+  // Whole milliseconds: a jittered fraction would let float error carry a delay past the cap.
   return jittered.pipe(
-    // Whole milliseconds: a jittered fraction would let float error carry a delay past the cap.
     Schedule.modifyDelay((_, delay) =>
       Duration.millis(Math.round(Math.min(Duration.toMillis(delay), p.capMs))),
     ),
-    Schedule.intersect(Schedule.recurs(p.maxAttempts - 1)),
   )
 }
+
+export const retrySchedule = (p: RetryPolicy): Schedule.Schedule<unknown> =>
+  backoffSchedule(p).pipe(Schedule.intersect(Schedule.recurs(p.maxAttempts - 1)))

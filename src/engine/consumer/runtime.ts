@@ -7,20 +7,30 @@
  * each in order; their small chunks that are ready together share one transaction
  * (group-commit.ts). A crashed consumer (the local mock's SyncGroup
  * INVALID_REQUEST among others) is recreated. Interrupting the member stops taking new units, lets
- * the in-flight ones finish, commits and leaves.
+ * the in-flight ones finish (a unit holding through an outage gives way), commits and leaves.
+ *
+ * Each member reports what it does (member-reports.ts). A batch fetched before the latest rebalance
+ * is stale: kafkajs fetches again from the committed offsets after every join.
  */
+import { hostname } from "node:os"
 import { Data, Deferred, Duration, Effect, Exit, Layer, Metric, Runtime, Schedule } from "effect"
 import { Kafka, KafkaError } from "../../platform/kafka.ts"
+import { classify } from "./classify.ts"
 import type { ConsumerDefinition } from "./definition.ts"
 import { makeGroupCommit } from "./group-commit.ts"
 import { Locks } from "./lock.ts"
-import { consumerRestarts } from "./metrics.ts"
+import { type MemberReport, MemberReports, reportEvery } from "./member-reports.ts"
+import { consumerRestarts, groupJoins } from "./metrics.ts"
 import { makeOffsetTracker } from "./offsets.ts"
-import { makeProcessor } from "./processor.ts"
+import { makeOutages } from "./outage.ts"
+import { makeProcessor, type Outcome, type Stop } from "./processor.ts"
 import { makeReadAhead } from "./read-ahead.ts"
 import { lastOffsetOf, makeParser, type Parsed, plan, type Ready, type Unit } from "./records.ts"
 
-export class ConsumerCrashed extends Data.TaggedError("ConsumerCrashed")<{ readonly message: string }> {}
+export class ConsumerCrashed extends Data.TaggedError("ConsumerCrashed")<{
+  readonly message: string
+  readonly cause: unknown
+}> {}
 
 export interface MemberOptions {
   readonly sessionTimeoutMs: number
@@ -60,22 +70,64 @@ const restartSchedule = Schedule.exponential(Duration.millis(200)).pipe(
 const promise = <A>(op: string, f: () => Promise<A>) =>
   Effect.tryPromise({ try: f, catch: (cause) => new KafkaError({ op, cause }) })
 
+const membersInProcess = new Map<string, number>()
+
+/** `host:pid`; a second member of the same group in one process (tests do that) is `host:pid#2`. */
+const memberName = (group: string) => {
+  const n = (membersInProcess.get(group) ?? 0) + 1
+  membersInProcess.set(group, n)
+  return n === 1 ? `${hostname()}:${process.pid}` : `${hostname()}:${process.pid}#${n}`
+}
+
 export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<MemberOptions> = {}) =>
   Effect.gen(function* () {
     const opts = { ...defaultMemberOptions, ...options }
     const kafka = yield* Kafka
-    const processor = yield* makeProcessor(def)
+    const reports = yield* MemberReports
+    const outages = yield* makeOutages(def.group)
+    const processor = yield* makeProcessor(def, outages)
     const runtime = yield* Effect.runtime<never>()
     const parse = makeParser(def)
     const topics = def.subscriptions.map((s) => s.topic.name)
-    const run = (unit: Unit) => Runtime.runPromise(runtime, processor.process(unit))
+    const joins = Metric.tagged(groupJoins, "group", def.group)
+    yield* Metric.incrementBy(joins, 0)
+    const run = (unit: Unit, stop: Stop) => Runtime.runPromise(runtime, processor.process(unit, stop))
     const chunk = makeGroupCommit(
-      (items: ReadonlyArray<Ready>) => run({ _tag: "Chunk", items }),
+      (items: ReadonlyArray<Ready>, stop: Stop) => run({ _tag: "Chunk", items }, stop),
       opts.maxChunk,
       opts.groupLingerMs,
     )
 
+    // What this member tells the others (member-reports.ts), about its current Kafka consumer.
+    const member = memberName(def.group)
+    const incarnation = () => ({
+      incarnation: crypto.randomUUID(),
+      startedAt: Date.now(),
+      joined: false,
+      partitions: [] as ReadonlyArray<string>,
+    })
+    let current = incarnation()
+    const report = (): MemberReport => {
+      const waiting = outages.waiting()
+      return {
+        member,
+        incarnation: current.incarnation,
+        startedAt: current.startedAt,
+        state: waiting.length > 0 ? "waiting" : current.joined ? "running" : "joining",
+        waiting,
+        partitions: current.partitions,
+      }
+    }
+    const reportNow = Effect.suspend(() => reports.write(def.group, report()))
+    yield* Effect.addFinalizer(() => reports.remove(def.group, member))
+    yield* Effect.forkScoped(Effect.repeat(reportNow, Schedule.spaced(reportEvery)))
+    // Set while the member's own consumer cannot reach Kafka; cleared by its next join.
+    let kafkaDown: Effect.Effect<void> | undefined
+
     const life = Effect.gen(function* () {
+      current = incarnation()
+      // The leader must know this incarnation before its join reaches it.
+      yield* reportNow
       const crashed = yield* Deferred.make<never, ConsumerCrashed>()
       const consumer = yield* kafka.consumer({
         groupId: def.group,
@@ -84,8 +136,22 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
         rebalanceTimeout: opts.rebalanceTimeoutMs,
       })
       consumer.on(consumer.events.CRASH, (e) =>
-        Deferred.unsafeDone(crashed, Exit.fail(new ConsumerCrashed({ message: String(e.payload.error) }))),
+        Deferred.unsafeDone(
+          crashed,
+          Exit.fail(new ConsumerCrashed({ message: String(e.payload.error), cause: e.payload.error })),
+        ),
       )
+      let generation = 0
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        generation += 1
+        current.joined = true
+        current.partitions = Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
+          partitions.map((p) => `${topic}/${p}`),
+        )
+        const back = kafkaDown
+        kafkaDown = undefined
+        Runtime.runFork(runtime, Effect.zipRight(Metric.increment(joins), back ?? Effect.void))
+      })
       const offsets = makeOffsetTracker(consumer)
       yield* Effect.forkScoped(
         offsets.commit.pipe(
@@ -102,9 +168,10 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
           const { topic, partition } = records[0]!.raw
           for (const unit of plan(records, opts.maxChunk)) {
             if (stale()) return
-            await (unit._tag === "Chunk" && unit.items.length < opts.groupBelow
-              ? chunk(unit.items)
-              : run(unit))
+            const outcome: Outcome = await (unit._tag === "Chunk" && unit.items.length < opts.groupBelow
+              ? chunk(unit.items, stale)
+              : run(unit, stale))
+            if (outcome === "abandoned") return
             offsets.finish(topic, partition, lastOffsetOf(unit))
           }
         },
@@ -114,7 +181,9 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
           onError: (error) =>
             Deferred.unsafeDone(
               crashed,
-              Exit.fail(new ConsumerCrashed({ message: `processing failed: ${String(error)}` })),
+              Exit.fail(
+                new ConsumerCrashed({ message: `processing failed: ${String(error)}`, cause: error }),
+              ),
             ),
         },
       )
@@ -137,9 +206,10 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
           partitionsConsumedConcurrently: def.concurrency,
           eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
             const { topic, partition } = batch
+            const fetchedIn = generation
             await lanes.push(`${topic}\u0000${partition}`, {
               items: batch.messages.map((m) => parse({ ...m, topic, partition })),
-              stale: () => !isRunning() || isStale(),
+              stale: () => !isRunning() || isStale() || generation !== fetchedIn,
             })
             // Where kafkajs fetches from next; what gets committed is what the lane finished.
             if (batch.messages.length > 0) resolveOffset(batch.lastOffset())
@@ -150,17 +220,31 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
       return yield* Deferred.await(crashed)
     }).pipe(Effect.scoped)
 
+    /** A consumer that lost Kafka is recreated on the restart schedule; the member says it waits. */
+    const noteKafka = (e: ConsumerCrashed | KafkaError) =>
+      Effect.gen(function* () {
+        const verdict = classify(
+          e instanceof KafkaError ? e : new KafkaError({ op: "consumer", cause: e.cause }),
+        )
+        if (verdict.kind === "unavailable" && kafkaDown === undefined)
+          kafkaDown = yield* outages.mark("kafka", verdict.message)
+      })
+
     return yield* life.pipe(
       Effect.tapError((e) =>
-        Effect.zipRight(
+        Effect.all([
           Effect.logWarning(`consumer ${def.name} restarting: ${e.message}`),
           Metric.increment(Metric.tagged(consumerRestarts, "group", def.group)),
-        ),
+          noteKafka(e),
+        ]),
       ),
       Effect.retry(restartSchedule),
     )
-  })
+  }).pipe(Effect.scoped)
+
+/** What `runMember` needs besides the platform: the member's locks and its reports' store. */
+export const MemberServices = Layer.merge(Locks.layer, MemberReports.layer)
 
 /** The member as a layer: runs while the layer is alive, drains when it is released. */
 export const memberLayer = <R>(def: ConsumerDefinition<R>, options: Partial<MemberOptions> = {}) =>
-  Layer.scopedDiscard(Effect.forkScoped(runMember(def, options))).pipe(Layer.provide(Locks.layer))
+  Layer.scopedDiscard(Effect.forkScoped(runMember(def, options))).pipe(Layer.provide(MemberServices))
