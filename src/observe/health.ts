@@ -191,6 +191,7 @@ const groupFigures = (client: KafkaJs, groups: ReadonlyArray<WatchedGroup>) =>
 const shown = (r: SeenReport) => ({
   member: r.member,
   state: r.state,
+  leader: r.leader,
   waitingOn: r.waiting.map((w) => ({
     dependency: w.dependency,
     since: new Date(w.since).toISOString(),

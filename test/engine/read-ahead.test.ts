@@ -1,8 +1,10 @@
 import { describe, expect, test } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Duration, Effect, Metric } from "effect"
 import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
+import { groupJoins } from "../../src/engine/consumer/metrics.ts"
 import { makeReadAhead } from "../../src/engine/consumer/read-ahead.ts"
+import { Kafka } from "../../src/platform/kafka.ts"
 import {
   committedCount,
   effectCounts,
@@ -174,5 +176,70 @@ describe("read-ahead in a member", () => {
         expect(tx!.n).toBeLessThanOrEqual(40)
       }),
     { timeout: 60_000 },
+  )
+
+  effectTest(
+    "units of 10 s with every lane full do not get the member rebalanced out (6 s session): it heartbeats while it waits for room",
+    () =>
+      Effect.gen(function* () {
+        yield* ensureEffectsTable
+        const topic = workTopic()
+        const group = uniqueId("slow-unit-group")
+        let slowRunning = 0
+        const consumer = defineConsumer({
+          name: "slow-unit-test",
+          group,
+          subscriptions: [
+            on(topic, {
+              Work: (p, meta) =>
+                Effect.zipRight(
+                  writeEffect(group, meta.eventId, meta.tenantId, p.label),
+                  p.label.endsWith("-slow")
+                    ? Effect.zipRight(
+                        Effect.sync(() => slowRunning++),
+                        Effect.sleep("10 seconds"),
+                      )
+                    : Effect.void,
+                ),
+            }),
+          ],
+        })
+        // Every partition: a slow event first; once the member runs it, more than a lane holds, so
+        // each fetch loop has to wait for room until the slow unit is done.
+        const kafka = yield* Kafka
+        const producer = yield* kafka.producer()
+        const batch = (labels: (i: number) => string, n: number) =>
+          [0, 1, 2, 3].flatMap((partition) =>
+            Array.from({ length: n }, (_, i) => ({
+              ...workRecord({ label: `${partition}-${labels(i)}` }),
+              partition,
+            })),
+          )
+        const slow = batch(() => "slow", 1)
+        const behind = batch((i) => String(i), 8)
+        const records = [...slow, ...behind]
+        yield* Effect.promise(() => producer.send({ topic: topic.name, messages: slow }))
+        const joins = Metric.tagged(groupJoins, "group", group)
+        // Lanes of 4 records, each partition's chunks in a transaction of their own, at once.
+        yield* startMember(consumer, {
+          maxChunk: 4,
+          groupBelow: 1,
+          sessionTimeoutMs: 6_000,
+          heartbeatIntervalMs: 1_000,
+        })
+        yield* eventually(Effect.sync(() => slowRunning === 4))
+        yield* Effect.promise(() => producer.send({ topic: topic.name, messages: behind }))
+        yield* eventually(
+          Effect.map(effectCounts(group), (c) => c.size === records.length),
+          Duration.seconds(60),
+        )
+        // Committing needs a membership the group still knows: one rebalanced out meanwhile commits
+        // only after it joined again.
+        yield* eventually(Effect.map(committedCount(group, topic.name), (n) => n === records.length))
+        const effects = yield* effectCounts(group)
+        expect(records.filter((r) => effects.get(r.id) !== 1)).toEqual([])
+        expect((yield* Metric.value(joins)).count).toBe(1)
+      }),
+    { timeout: 90_000 },
   )
 })

@@ -192,6 +192,9 @@ export const spawnMember = (
             ...process.env,
             LOG_LEVEL: process.env.MEMBER_LOG_LEVEL ?? "Error",
             NODE_NO_WARNINGS: "1",
+            // STACK.md's figure for the mock: the default 20 ms spins idle members on a box the
+            // test shares with the processes it starts and kills.
+            KAFKA_FETCH_MAX_WAIT_MS: "100",
             ...(options.metricsPort === undefined ? {} : { METRICS_PORT: String(options.metricsPort) }),
           },
           stdout: process.env.MEMBER_LOG_LEVEL ? "inherit" : "ignore",

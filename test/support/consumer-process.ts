@@ -1,7 +1,8 @@
 /**
  * One consumer-group member in its own process, for crash and outage tests:
- * `bun test/support/consumer-process.ts <aggregatetype> <group> [--locked]`. It serves its metrics on
- * METRICS_PORT when set. Its handler writes one row per event to consumer_test_effects,
+ * `bun test/support/consumer-process.ts <aggregatetype> <group> [--locked]`. It runs with the runtime's
+ * default group settings (what a crash costs in production is what the tests measure) and serves its
+ * metrics on METRICS_PORT when set. Its handler writes one row per event to consumer_test_effects,
  * labelled `<payload label>@<pid>@<attempt>` so a test can tell which member processed what, and on
  * which attempt; with `--locked` each event holds the Redis lock of its key. The env names the services,
  * and `COMMIT_INTERVAL_MS` how often it commits offsets (a long one: a member killed before it
@@ -14,7 +15,7 @@ import { memberLayer } from "../../src/engine/consumer/runtime.ts"
 import { defineTopic } from "../../src/engine/topic.ts"
 import { MetricsServer } from "../../src/observe/metrics-server.ts"
 import { PlatformLive } from "../../src/platform/layers.ts"
-import { fastGroup, WorkPayload, writeEffect } from "./consumer-fixtures.ts"
+import { WorkPayload, writeEffect } from "./consumer-fixtures.ts"
 
 const [aggregatetype, group, flag] = process.argv.slice(2)
 if (!aggregatetype || !group || (flag !== undefined && flag !== "--locked")) {
@@ -37,11 +38,9 @@ const consumer = defineConsumer({
   ],
 })
 
-const member = memberLayer(consumer, {
-  sessionTimeoutMs: fastGroup.sessionTimeout,
-  heartbeatIntervalMs: fastGroup.heartbeatInterval,
-  rebalanceTimeoutMs: fastGroup.rebalanceTimeout,
-  ...(process.env.COMMIT_INTERVAL_MS ? { commitIntervalMs: Number(process.env.COMMIT_INTERVAL_MS) } : {}),
-})
+const member = memberLayer(
+  consumer,
+  process.env.COMMIT_INTERVAL_MS ? { commitIntervalMs: Number(process.env.COMMIT_INTERVAL_MS) } : {},
+)
 
 runMain(Layer.launch(Layer.merge(member, MetricsServer.layerConfig)), PlatformLive)

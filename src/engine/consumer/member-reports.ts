@@ -1,7 +1,9 @@
 /**
  * What each member of a consumer group says about itself, every second: running or waiting on a
  * dependency (since when, with what error), its partitions, which incarnation of its Kafka consumer
- * it is. The API's health shows it, in another process than the member.
+ * it is, whether it leads the group. The API's health shows it, the group's leader reads it when it
+ * assigns partitions (kafka-assigner.ts), a member about to join reads it to time its join; all of
+ * them other processes than the member.
  *
  * Every report goes to two stores, Redis (a hash per group, a field per member) and PostgreSQL
  * (`consumer_members`), each best effort, and readers take the fresher of the two: the state a member
@@ -23,6 +25,8 @@ export interface MemberReport {
   /** Epoch ms (the member's clock) when this incarnation started. */
   readonly startedAt: number
   readonly state: "joining" | "running" | "waiting"
+  /** Whether its consumer is the group's leader (the one that assigns partitions). */
+  readonly leader: boolean
   readonly waiting: ReadonlyArray<Waiting>
   /** `topic/partition` of the current assignment. */
   readonly partitions: ReadonlyArray<string>
@@ -173,3 +177,82 @@ export class MemberReports extends Context.Tag("hashinsight/engine/MemberReports
 
   static readonly layer = Layer.effect(MemberReports, MemberReports.make)
 }
+
+/** Who a member's Kafka consumer is, as it tells its group's leader (kafka-assigner.ts). */
+export type Identity = Pick<MemberReport, "member" | "incarnation" | "startedAt">
+
+export const identityData = (identity: Identity): Buffer => Buffer.from(JSON.stringify(identity))
+
+/**
+ * A report this old means, for assigning partitions, that its member is gone. Lower than
+ * `staleAfterMs`: wrongly judged gone, a live member goes without partitions until the next
+ * rebalance; wrongly judged alive, a dead one holds its partitions until its session ends and a
+ * whole rebalance more (two on the mock).
+ */
+const goneAfterMs = 3_000
+
+/**
+ * The joined members that are gone, judged by the group's reports: a member whose own incarnation's
+ * report is old, or whose member has since started a newer incarnation (it crashed and its
+ * consumer was recreated, or its process restarted under the same name). A member that told nothing
+ * readable, or has no report yet, counts as alive.
+ */
+export const goneMembers = (
+  joined: ReadonlyArray<{ readonly memberId: string; readonly userData: Buffer }>,
+  seen: ReadonlyArray<SeenReport>,
+): ReadonlySet<string> => {
+  const byMember = new Map(seen.map((r) => [r.member, r]))
+  const gone = new Set<string>()
+  for (const { memberId, userData } of joined) {
+    let identity: Identity | undefined
+    try {
+      identity = JSON.parse(userData.toString("utf8"))
+    } catch {
+      continue
+    }
+    const report = identity && byMember.get(identity.member)
+    if (!report) continue
+    const isGone =
+      report.incarnation === identity!.incarnation
+        ? report.ageMs > goneAfterMs
+        : report.startedAt > identity!.startedAt
+    if (isGone) gone.add(memberId)
+  }
+  return gone
+}
+
+/**
+ * Waits, before a member joins, until members that died are out of the assignment its join starts.
+ * A dead member stays in the group until its session ends; ending then, it makes the group rebalance
+ * again, and on the librdkafka mock, which keeps every join phase open for the session less a
+ * second, that costs a second join phase — a whole one more when it ends during a sync, or when the
+ * dead one is the leader, whom the mock elects (its oldest member) dead or not and who never hands
+ * out the assignment. Sessions end on the mock's one-second tick, so a join at least `reportEvery`
+ * plus 2.5 s after a dead member's last report starts a join phase that outlasts its session: one
+ * rebalance, without it. A member is seen to live by its next report, due within `reportEvery`: a
+ * member joining a group whose reports are all that recent waits up to that long to tell. On a
+ * broker, whose join phase ends when a dead member's session does, the rest of the wait costs nothing.
+ */
+export const untilTheDeadAreOut = (reports: MemberReports["Type"], group: string, self: string) =>
+  Effect.gen(function* () {
+    const everyMs = Duration.toMillis(reportEvery)
+    const overdue = everyMs + 500
+    const joinAfter = everyMs + 2_500
+    // Members quiet for longer are out in time anyway.
+    let others = (yield* reports.read(group)).filter((r) => r.member !== self && r.ageMs < joinAfter)
+    // None overdue yet (a restart quicker than a report): see which report again.
+    if (others.length > 0 && others.every((r) => r.ageMs <= overdue)) {
+      const waited = overdue - Math.min(...others.map((r) => r.ageMs))
+      yield* Effect.sleep(Duration.millis(waited))
+      const now = new Map((yield* reports.read(group)).map((r) => [r.member, r]))
+      others = others.map((r) => ({ ...r, ageMs: now.get(r.member)?.ageMs ?? r.ageMs + waited }))
+    }
+    const quiet = others.filter((r) => r.ageMs > overdue)
+    const rest = Math.max(0, ...quiet.map((r) => joinAfter - r.ageMs))
+    if (rest > 0) {
+      yield* Effect.logInfo(
+        `${group}: ${quiet.map((r) => r.member).join(", ")} stopped reporting; joining in ${rest} ms`,
+      )
+      yield* Effect.sleep(Duration.millis(rest))
+    }
+  })

@@ -9,17 +9,32 @@
  * INVALID_REQUEST among others) is recreated. Interrupting the member stops taking new units, lets
  * the in-flight ones finish (a unit holding through an outage gives way), commits and leaves.
  *
- * Each member reports what it does (member-reports.ts). A batch fetched before the latest rebalance
- * is stale: kafkajs fetches again from the committed offsets after every join.
+ * What a member crash costs: a SIGKILLed member keeps its partitions until its session ends, and
+ * kafkajs has no static membership. So sessions are short (6 s, the least a broker accepts by
+ * default) and heartbeats frequent (1 s); a member about to join waits until members that stopped
+ * reporting will be out of the group by the assignment its join starts (member-reports.ts), and the
+ * group's leader leaves out of its assignment members whose reports say they are gone
+ * (kafka-assigner.ts). Heartbeats come from kafkajs's fetch loop, which read-ahead keeps running
+ * while units take long; when a lane is full and `eachBatch` has to wait, it heartbeats itself, so a
+ * slow unit or an outage hold never gets a live member rebalanced out. A batch fetched before the
+ * latest rebalance is stale: kafkajs fetches again from the committed offsets after every join.
  */
 import { hostname } from "node:os"
 import { Data, Deferred, Duration, Effect, Exit, Layer, Metric, Runtime, Schedule } from "effect"
 import { Kafka, KafkaError } from "../../platform/kafka.ts"
+import { memberAssigners } from "../../platform/kafka-assigner.ts"
 import { classify } from "./classify.ts"
 import type { ConsumerDefinition } from "./definition.ts"
 import { makeGroupCommit } from "./group-commit.ts"
 import { Locks } from "./lock.ts"
-import { type MemberReport, MemberReports, reportEvery } from "./member-reports.ts"
+import {
+  goneMembers,
+  identityData,
+  type MemberReport,
+  MemberReports,
+  reportEvery,
+  untilTheDeadAreOut,
+} from "./member-reports.ts"
 import { consumerRestarts, groupJoins } from "./metrics.ts"
 import { makeOffsetTracker } from "./offsets.ts"
 import { makeOutages } from "./outage.ts"
@@ -51,16 +66,19 @@ export interface MemberOptions {
   readonly groupLingerMs: number
   /** How often finished offsets are committed (Kafka's own default is 5 s). */
   readonly commitIntervalMs: number
+  /** How long the group's leader waits before it hands out an assignment (kafka-assigner.ts). */
+  readonly assignSettleMs: number
 }
 
 export const defaultMemberOptions: MemberOptions = {
-  sessionTimeoutMs: 30_000,
-  heartbeatIntervalMs: 3_000,
-  rebalanceTimeoutMs: 30_000,
+  sessionTimeoutMs: 6_000,
+  heartbeatIntervalMs: 1_000,
+  rebalanceTimeoutMs: 10_000,
   maxChunk: 500,
   groupBelow: 32,
   groupLingerMs: 20,
   commitIntervalMs: 1_000,
+  assignSettleMs: 200,
 }
 
 const restartSchedule = Schedule.exponential(Duration.millis(200)).pipe(
@@ -77,6 +95,24 @@ const memberName = (group: string) => {
   const n = (membersInProcess.get(group) ?? 0) + 1
   membersInProcess.set(group, n)
   return n === 1 ? `${hostname()}:${process.pid}` : `${hostname()}:${process.pid}#${n}`
+}
+
+/**
+ * Waits for `done`, heartbeating every `everyMs` meanwhile: kafkajs heartbeats only between batches,
+ * so an `eachBatch` that waits longer than the session would get its member rebalanced out. A
+ * heartbeat that says the group is rebalancing throws, and kafkajs rejoins.
+ */
+const heartbeatUntil = async (done: Promise<void>, heartbeat: () => Promise<void>, everyMs: number) => {
+  let settled = false
+  const finished = done.then(() => {
+    settled = true
+  })
+  while (!settled) {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([finished, new Promise((resolve) => (timer = setTimeout(resolve, everyMs)))])
+    clearTimeout(timer)
+    if (!settled) await heartbeat()
+  }
 }
 
 export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<MemberOptions> = {}) =>
@@ -104,6 +140,7 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
       incarnation: crypto.randomUUID(),
       startedAt: Date.now(),
       joined: false,
+      leader: false,
       partitions: [] as ReadonlyArray<string>,
     })
     let current = incarnation()
@@ -114,6 +151,7 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
         incarnation: current.incarnation,
         startedAt: current.startedAt,
         state: waiting.length > 0 ? "waiting" : current.joined ? "running" : "joining",
+        leader: current.leader,
         waiting,
         partitions: current.partitions,
       }
@@ -121,6 +159,16 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
     const reportNow = Effect.suspend(() => reports.write(def.group, report()))
     yield* Effect.addFinalizer(() => reports.remove(def.group, member))
     yield* Effect.forkScoped(Effect.repeat(reportNow, Schedule.spaced(reportEvery)))
+    const assigners = memberAssigners({
+      userData: () =>
+        identityData({ member, incarnation: current.incarnation, startedAt: current.startedAt }),
+      gone: (joined) =>
+        Runtime.runPromise(
+          runtime,
+          Effect.map(reports.read(def.group), (seen) => goneMembers(joined, seen)),
+        ),
+      settleMs: opts.assignSettleMs,
+    })
     // Set while the member's own consumer cannot reach Kafka; cleared by its next join.
     let kafkaDown: Effect.Effect<void> | undefined
 
@@ -134,6 +182,7 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
         sessionTimeout: opts.sessionTimeoutMs,
         heartbeatInterval: opts.heartbeatIntervalMs,
         rebalanceTimeout: opts.rebalanceTimeoutMs,
+        partitionAssigners: assigners,
       })
       consumer.on(consumer.events.CRASH, (e) =>
         Deferred.unsafeDone(
@@ -145,12 +194,14 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
       consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
         generation += 1
         current.joined = true
+        current.leader = payload.isLeader
         current.partitions = Object.entries(payload.memberAssignment).flatMap(([topic, partitions]) =>
           partitions.map((p) => `${topic}/${p}`),
         )
         const back = kafkaDown
         kafkaDown = undefined
-        Runtime.runFork(runtime, Effect.zipRight(Metric.increment(joins), back ?? Effect.void))
+        // Reported at once: a leader that dies before its next report must be known as the leader.
+        Runtime.runFork(runtime, Effect.all([Metric.increment(joins), reportNow, back ?? Effect.void]))
       })
       const offsets = makeOffsetTracker(consumer)
       yield* Effect.forkScoped(
@@ -199,20 +250,23 @@ export const runMember = <R>(def: ConsumerDefinition<R>, options: Partial<Member
         }),
       )
       yield* promise("subscribe", () => consumer.subscribe({ topics, fromBeginning: true }))
+      // Connected and subscribed: `run` joins the group at once.
+      yield* untilTheDeadAreOut(reports, def.group, member)
       yield* promise("run", () =>
         consumer.run({
           autoCommit: false,
           eachBatchAutoResolve: false,
           partitionsConsumedConcurrently: def.concurrency,
-          eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
+          eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
             const { topic, partition } = batch
             const fetchedIn = generation
-            await lanes.push(`${topic}\u0000${partition}`, {
+            const room = lanes.push(`${topic}\u0000${partition}`, {
               items: batch.messages.map((m) => parse({ ...m, topic, partition })),
               stale: () => !isRunning() || isStale() || generation !== fetchedIn,
             })
             // Where kafkajs fetches from next; what gets committed is what the lane finished.
             if (batch.messages.length > 0) resolveOffset(batch.lastOffset())
+            await heartbeatUntil(room, heartbeat, opts.heartbeatIntervalMs)
           },
         }),
       )
