@@ -213,7 +213,10 @@ const kafkaConsumerCheck = (
 ) =>
   Effect.gen(function* () {
     const [figures, seen] = yield* Effect.all(
-      [Effect.either(groupFigures(client, groups)), Effect.forEach(groups, (g) => reports.read(g.group))],
+      [
+        Effect.either(groupFigures(client, groups)),
+        Effect.forEach(groups, (g) => reports.read(g.group), { concurrency: "unbounded" }),
+      ],
       { concurrency: "unbounded" },
     )
     const why: Array<string> = []
