@@ -163,15 +163,25 @@ const transactionOpening = (opening: string) =>
     }),
   )
 
-/** `self` in a transaction opened by `opening`; a failed end fails it with that SqlError. */
+/**
+ * `self` in a transaction opened by `opening`; a failed end fails it with that SqlError — or, when
+ * it was the ROLLBACK after `self` failed, with `self`'s own failure, which says what went wrong
+ * (the ROLLBACK only fails because the connection is already gone).
+ */
 const inTransactionOpening =
   (opening: string) =>
   <A, E, R>(self: Effect.Effect<A, E, R>) =>
-    Effect.flatMap(transactionOpening(opening), (transaction) => transaction(self)).pipe(
-      Effect.catchSomeDefect((defect) =>
-        defect instanceof TransactionEndFailed ? Option.some(Effect.fail(defect.error)) : Option.none(),
-      ),
-    )
+    Effect.suspend(() => {
+      let failed: Option.Option<E> = Option.none()
+      const kept = Effect.tapError(self, (e) => Effect.sync(() => (failed = Option.some(e))))
+      return Effect.flatMap(transactionOpening(opening), (transaction) => transaction(kept)).pipe(
+        Effect.catchSomeDefect((defect) =>
+          defect instanceof TransactionEndFailed
+            ? Option.some(Effect.fail(Option.getOrElse(failed, () => defect.error)))
+            : Option.none(),
+        ),
+      )
+    })
 
 /** The same settings as a parameterized statement, in the caller's open transaction. */
 const setTenant = (sql: SqlClient.SqlClient, tenantId: string) =>

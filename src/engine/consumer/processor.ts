@@ -15,8 +15,7 @@
  * it is no longer ours.
  */
 import { SqlClient } from "@effect/sql"
-import { SqlError } from "@effect/sql/SqlError"
-import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Option, Schedule } from "effect"
+import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Schedule } from "effect"
 import { useTenant, withTenant } from "../../platform/db.ts"
 import { headersAsText } from "../record.ts"
 import { DeferredFailed, makeUnitWork, UnitWork } from "./before-commit.ts"
@@ -45,28 +44,6 @@ const inboxRow = (r: Ready): InboxRow => ({
   partition: r.raw.partition,
   offset: r.raw.offset,
 })
-
-/**
- * `withTenant` for one attempt. @effect/sql dies when COMMIT or ROLLBACK fails — the connection lost
- * mid-transaction (a database restart), a deferred constraint at commit — and a ROLLBACK that dies
- * replaces the body's failure. So the body's failure is kept aside, and a death is taken back as the
- * attempt's failure (the body's when it had one), classified like any other. Whether a COMMIT whose
- * answer was lost took effect does not matter: the inbox makes the next attempt a duplicate if it did.
- */
-const transaction = <A, E, R>(tenantId: string, body: Effect.Effect<A, E, R>) =>
-  Effect.suspend(() => {
-    let failed: Option.Option<E> = Option.none()
-    const kept = Effect.tapError(body, (e) => Effect.sync(() => (failed = Option.some(e))))
-    return withTenant(tenantId)(kept).pipe(
-      Effect.catchAllCause((cause): Effect.Effect<never, E | SqlError> => {
-        const failure = Cause.failureOption(cause)
-        if (Option.isSome(failure)) return Effect.fail(failure.value)
-        const defect = Option.getOrUndefined(Cause.dieOption(cause))
-        if (!(defect instanceof SqlError)) return Effect.failCause(cause)
-        return Effect.fail(Option.isSome(failed) ? failed.value : defect)
-      }),
-    )
-  })
 
 const noOutages = { outages: 0 }
 
@@ -158,8 +135,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
      * transaction; then the repeat of an event the DLQ holds, counted on its entry.
      */
     const attemptOne = (r: Ready, attempt: number, lock: Held | undefined) =>
-      transaction(
-        r.meta.tenantId,
+      withTenant(r.meta.tenantId)(
         Effect.gen(function* () {
           const c = yield* r.replayDlqId === undefined
             ? claim(def.group, [inboxRow(r)])
@@ -249,8 +225,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
      * `held` has the chunk's locks; the keys of the events that ran are fenced just before commit.
      */
     const runChunkTransaction = (items: ReadonlyArray<Ready>, held: ReadonlyMap<string, Held>) =>
-      transaction(
-        items[0]!.meta.tenantId,
+      withTenant(items[0]!.meta.tenantId)(
         Effect.gen(function* () {
           const byTenant = new Map<string, Array<Ready>>()
           for (const r of items) {
