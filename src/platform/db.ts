@@ -71,11 +71,14 @@ const dropWhenFatal = (client: Pg.PoolClient) => {
   })
 }
 
-export const DbLive = Layer.unwrapEffect(
+/** The process's `SqlClient` (`@effect/sql-pg` on our pool), from `AppConfig`. */
+const layerConfig = Layer.unwrapEffect(
   Effect.map(AppConfig, (c) =>
     PgClient.layerFromPool({ acquire: pool(c.databaseUrl, c.dbPoolMax), applicationName: "hashinsight" }),
   ),
 )
+
+export const Db = { layerConfig }
 
 /**
  * Whether a statement failed because no pooled connection came free within the pool's wait (every

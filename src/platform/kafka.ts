@@ -43,7 +43,7 @@ const attempt = <A>(op: string, f: () => Promise<A>) =>
 const disconnect = (op: string, f: () => Promise<void>) =>
   attempt(op, f).pipe(Effect.timeout(Duration.seconds(10)), Effect.ignore)
 
-export class Kafka extends Context.Tag("Kafka")<
+export class Kafka extends Context.Tag("hashinsight/platform/Kafka")<
   Kafka,
   {
     readonly client: KafkaJs
@@ -118,7 +118,7 @@ export class Kafka extends Context.Tag("Kafka")<
       return Kafka.of({ client, producer, consumer, admin, probe })
     })
 
-  static readonly layer = Layer.scoped(
+  static readonly layerConfig = Layer.scoped(
     Kafka,
     Effect.flatMap(AppConfig, (c) => Kafka.make(c.kafkaBrokers, c.kafkaClientId, c.kafkaFetchMaxWaitMs)),
   )

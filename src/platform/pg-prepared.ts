@@ -2,8 +2,8 @@
  * Named prepared statements for parameterized queries: a statement cache per connection, as
  * postgres.js keeps by default. node-postgres sends every query as an unnamed statement, so
  * PostgreSQL parses and analyses its text on every execution; named, it does that once per
- * connection and later executions only bind and run. Measured in `bench e2e` at 300 writes/s:
- * PostgreSQL's CPU per write 1.8 ms instead of 2.2–2.7.
+ * connection and later executions only bind and run, which cuts PostgreSQL's CPU per write (README,
+ * Benchmarks).
  *
  * Texts are named in the order first seen, up to `maxStatements` per process (each connection
  * prepares the ones it runs); texts past that stay unnamed, so statements whose text varies
@@ -17,14 +17,14 @@
  *
  * And one a cache makes possible: after a few executions PostgreSQL may keep one generic plan per
  * statement and connection, made with the statistics of that moment. On a database created moments
- * ago the tables are empty and not yet analysed, so those plans scan (measured in `bench e2e`'s
- * scratch database: 1,568 sequential scans of `idempotency_records` in 25 s, a user's holdings read
- * through the whole tenant's index), until autovacuum's first analyze replaces them — up to
+ * ago the tables are empty and not yet analysed, so those plans scan (`idempotency_records` read
+ * whole for a key claim, a user's holdings read through the whole tenant's index), until
+ * autovacuum's first analyze replaces them — up to
  * `autovacuum_naptime` (1 min) in. A database that has been running has its statistics; a fresh
  * one taking load at once can run `ANALYZE` after its first few thousand writes, as the bench does.
  * Not after its first few dozen: tables of one page are best scanned whole, so that is the plan
- * kept, and it stays while the table grows until autovacuum analyses it again (measured: a tenth
- * of the key claims scanning thousands of records, PostgreSQL's CPU per write 1.15 ms, not 0.93).
+ * kept, and it stays while the table grows until autovacuum analyses it again (some of the key
+ * claims then scan thousands of records).
  */
 import Pg from "pg"
 import { holdingQuery, type Query } from "./pg-pipeline.ts"

@@ -66,7 +66,7 @@ const send = (producer: Producer, entry: DlqEntry) =>
 
 type ReplayError = SqlError.SqlError | ParseResult.ParseError
 
-export class DlqReplay extends Context.Tag("DlqReplay")<
+export class DlqReplay extends Context.Tag("hashinsight/ops/DlqReplay")<
   DlqReplay,
   {
     /**
