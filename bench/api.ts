@@ -168,9 +168,6 @@ export const run = async ({ duration, connections }: FlagValues<typeof flags>) =
     report("api", rows, notes)
   })
   await Effect.runPromise(
-    program.pipe(
-      Effect.scoped,
-      Effect.provide(Layer.mergeAll(Platform.layerDb, Platform.layerRedis, Outbox.layer)),
-    ),
+    program.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(Platform.layer, Outbox.layer))),
   )
 }

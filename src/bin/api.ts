@@ -9,5 +9,5 @@ import { runMain } from "./main.ts"
 
 runMain(
   Layer.launch(ApiServer.layerConfig({ api: HashInsightApi, routes: HashInsightRoutes })),
-  Layer.mergeAll(Platform.layerDb, Platform.layerRedis, Outbox.layer),
+  Layer.mergeAll(Platform.layer, Outbox.layer),
 )

@@ -80,15 +80,6 @@ const layerConfig = Layer.unwrapEffect(
 
 export const Db = { layerConfig }
 
-/**
- * Whether a statement failed because no pooled connection came free within the pool's wait (every
- * connection busy: more work than the pool serves), not because the database failed. pg-pool says
- * so in exactly these words for a checkout that waited in its queue; a new connection that cannot
- * be made fails otherwise.
- */
-export const isPoolExhausted = (e: SqlError.SqlError) =>
-  e.cause instanceof Error && e.cause.message === "timeout exceeded when trying to connect"
-
 /** Cheap liveness probe for health checks. */
 export const dbProbe = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient

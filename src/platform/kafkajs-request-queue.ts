@@ -15,13 +15,42 @@ import RequestQueue from "kafkajs/src/network/requestQueue/index.js"
 interface Queue {
   readonly pending: ReadonlyArray<unknown>
   readonly throttledUntil: number
+  throttleCheckTimeoutId: ReturnType<typeof setTimeout> | null
 }
 
-const proto = (RequestQueue as { prototype: { scheduleCheckPendingRequests: (this: Queue) => void } })
-  .prototype
-const schedule = proto.scheduleCheckPendingRequests
+type Schedule = (this: Queue) => void
 
-proto.scheduleCheckPendingRequests = function (this: Queue) {
-  if (this.pending.length === 0 && this.throttledUntil <= Date.now()) return
-  schedule.call(this)
+const proto = (RequestQueue as { prototype?: { scheduleCheckPendingRequests?: Schedule } } | undefined)
+  ?.prototype
+
+const patchedFunctions = new WeakSet<Schedule>()
+
+const patched = (original: Schedule): Schedule =>
+  function (this: Queue) {
+    if (this.pending.length === 0 && this.throttledUntil <= Date.now()) return
+    original.call(this)
+  }
+
+/**
+ * Applies the patch once and says whether it is in force: an idle queue (nothing pending, no
+ * throttle) that asks for a check arms no timer. False when kafkajs's internals are not what the
+ * patch was written for (another kafkajs version).
+ */
+export const patchRequestQueue = (): boolean => {
+  const original = proto?.scheduleCheckPendingRequests
+  if (proto === undefined || typeof original !== "function") return false
+  if (!patchedFunctions.has(original)) {
+    const replacement = patched(original)
+    patchedFunctions.add(replacement)
+    proto.scheduleCheckPendingRequests = replacement
+  }
+  const idle: Queue = Object.assign(Object.create(proto), {
+    pending: [],
+    throttledUntil: -1,
+    throttleCheckTimeoutId: null,
+  })
+  proto.scheduleCheckPendingRequests!.call(idle)
+  if (idle.throttleCheckTimeoutId === null) return true
+  clearTimeout(idle.throttleCheckTimeoutId)
+  return false
 }

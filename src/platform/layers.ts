@@ -11,6 +11,5 @@ export const Platform = {
   /** Database, Redis and Kafka. */
   layer: withConfig(Layer.mergeAll(Db.layerConfig, Redis.layerConfig, Kafka.layerConfig)),
   layerDb: withConfig(Db.layerConfig),
-  layerRedis: withConfig(Redis.layerConfig),
   layerKafka: withConfig(Kafka.layerConfig),
 }
