@@ -8,8 +8,8 @@
  * Texts are named in the order first seen, up to `maxStatements` per process (each connection
  * prepares the ones it runs); texts past that stay unnamed, so statements whose text varies
  * without bound (a bulk insert's row count makes one per size) cannot grow the cache forever.
- * Queries without parameters keep the simple protocol (a held `BEGIN` or `SAVEPOINT`
- * goes in front of the next statement, pg-pipeline.ts). A cached plan that depends on the role (row-level security) is re-planned
+ * Queries without parameters keep the simple protocol. A cached plan that depends on the role
+ * (row-level security) is re-planned
  * by PostgreSQL when the role differs, and DDL makes it re-plan too. One thing a cache cannot
  * survive: a migration that changes the columns a cached statement returns ("cached plan must not
  * change result type" until the process reconnects). Our statements name their columns (no
@@ -27,7 +27,6 @@
  * claims then scan thousands of records).
  */
 import Pg from "pg"
-import { holdingQuery, type Query } from "./pg-pipeline.ts"
 
 const maxStatements = 2000
 const names = new Map<string, string>()
@@ -40,8 +39,9 @@ const nameOf = (text: string) => {
   return name
 }
 
-/** What reaches node-postgres: with `BEGIN` and `SAVEPOINT` held for the next statement. */
-const send = holdingQuery(Pg.Client.prototype.query as Query)
+type Query = (this: Pg.Client, config: unknown, values?: unknown, callback?: unknown) => unknown
+
+const send = Pg.Client.prototype.query as Query
 
 /** node-postgres's client, naming parameterized statements; the pool's `Client`. */
 export class PreparingClient extends Pg.Client {}
