@@ -18,7 +18,7 @@ import { HashInsightRoutes } from "../src/hashinsight/routes.ts"
 import { ApiServer } from "../src/http/server.ts"
 import { createTenant } from "../src/http/tenants.ts"
 import { Platform } from "../src/platform/layers.ts"
-import { freePort, installOsPackages } from "../src/platform/stack.ts"
+import { freePort, installOsPackages } from "../src/platform/stack/index.ts"
 import { type FlagValues, number } from "./options.ts"
 import { type BenchRow, report } from "./report.ts"
 

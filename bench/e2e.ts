@@ -29,13 +29,8 @@ import { portfolioConsumer } from "../src/hashinsight/consumers/portfolio.ts"
 import { updateMarketData } from "../src/hashinsight/ops/market-data.ts"
 import { createTenant } from "../src/http/tenants.ts"
 import { Platform } from "../src/platform/layers.ts"
-import {
-  embeddedKafkaBrokers,
-  freePort,
-  projectRoot,
-  runningPids,
-  spawnKafkaMock,
-} from "../src/platform/stack.ts"
+import { projectRoot } from "../src/platform/project-root.ts"
+import { embeddedKafkaBrokers, freePort, runningPids, spawnKafkaMock } from "../src/platform/stack/index.ts"
 import { startGroupAtEnd } from "../test/support/e2e-platform.ts"
 import { choice, type FlagValues, number, numbers } from "./options.ts"
 import { type BenchRow, percentile, report } from "./report.ts"

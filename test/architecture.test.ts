@@ -98,4 +98,14 @@ describe("architecture", () => {
     expect(outside).toEqual([])
     expect(files.filter((f) => packagesOf(f).includes("kafkajs")).length).toBeGreaterThan(0)
   })
+
+  /** src/platform/stack/ (a single stack.ts before it was split). */
+  const devStack = /^platform\/stack(\/|\.ts$)/
+  test("only entry points use the dev stack: runtime code (the migrator, the supervisor) does not import it", () => {
+    const users = edges.filter(
+      (e) => devStack.test(e.to) && !devStack.test(e.from) && folderOf(e.from) !== "bin",
+    )
+    expect(users.map(shown)).toEqual([])
+    expect(edges.map(shown)).toContain("src/bin/main.ts → src/platform/stack/index.ts")
+  })
 })

@@ -11,7 +11,7 @@ import { createTenant } from "../http/tenants.ts"
 import { AppConfig, describeConfig } from "../platform/config.ts"
 import { Platform } from "../platform/layers.ts"
 import { migrate } from "../platform/migrator.ts"
-import { stackDir } from "../platform/stack.ts"
+import { stackDir } from "../platform/stack/index.ts"
 import { type ChildSpec, supervise } from "../platform/supervisor.ts"
 import { runMain } from "./main.ts"
 

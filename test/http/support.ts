@@ -12,7 +12,7 @@ import { createTenant } from "../../src/http/tenants.ts"
 import { AppConfig, type AppConfigShape } from "../../src/platform/config.ts"
 import { Db } from "../../src/platform/db.ts"
 import { migrate } from "../../src/platform/migrator.ts"
-import { freePort } from "../../src/platform/stack.ts"
+import { freePort } from "../../src/platform/stack/index.ts"
 import { clientFor, scratchDatabase, withClient } from "../support/database.ts"
 import { uniqueId } from "../support/ids.ts"
 

@@ -14,7 +14,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { Platform } from "../../src/platform/layers.ts"
 import { migrate } from "../../src/platform/migrator.ts"
-import { ensureEnv, spawnKafkaMock } from "../../src/platform/stack.ts"
+import { ensureEnv, spawnKafkaMock } from "../../src/platform/stack/index.ts"
 
 process.env.NODE_NO_WARNINGS = "1"
 const kafkaGiven = Boolean(process.env.KAFKA_BROKERS)
