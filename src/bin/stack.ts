@@ -1,4 +1,4 @@
-/** `bun run stack up|down|env|status` — the embedded local stack (see src/platform/stack.ts). */
+/** `bun run stack up|down|env|status` — the embedded local stack (see src/platform/stack/index.ts). */
 import {
   currentEnv,
   down,

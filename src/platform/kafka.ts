@@ -27,7 +27,6 @@ import { patchRequestQueue } from "./kafkajs-request-queue.ts"
 
 export type KafkaProducer = Producer
 export type KafkaConsumer = Consumer
-export type KafkaConsumerConfig = ConsumerConfig
 export type KafkaAdmin = Admin
 /** A record to produce: key, value, headers (and a partition, when one is forced). */
 export type KafkaMessage = Message

@@ -11,8 +11,7 @@ const kafkaLog = () => join(kafkaDir(), "kcat.log")
 const kafkaRunning = () => runningFrom(kafkaPidFile())
 
 /** Reads the bootstrap list librdkafka logs when its mock cluster replaces `bootstrap.servers`. */
-const parseMockBootstrap = (logText: string): string | undefined =>
-  /replaced with (\S+)/.exec(logText)?.[1]
+const parseMockBootstrap = (logText: string): string | undefined => /replaced with (\S+)/.exec(logText)?.[1]
 
 /**
  * Spawns a librdkafka mock cluster of 3 brokers (hosted by kcat) that logs to `logPath`, and
