@@ -17,8 +17,8 @@ import { HashInsightApi } from "../src/hashinsight/api.ts"
 import { HashInsightRoutes } from "../src/hashinsight/routes.ts"
 import { ApiServer } from "../src/http/server.ts"
 import { createTenant } from "../src/http/tenants.ts"
-import { DbLayer, RedisLayer } from "../src/platform/layers.ts"
-import { freePort, installOsPackages } from "../src/platform/stack.ts"
+import { Platform } from "../src/platform/layers.ts"
+import { freePort, installOsPackages } from "../src/platform/stack/index.ts"
 import { type FlagValues, number } from "./options.ts"
 import { type BenchRow, report } from "./report.ts"
 
@@ -168,6 +168,6 @@ export const run = async ({ duration, connections }: FlagValues<typeof flags>) =
     report("api", rows, notes)
   })
   await Effect.runPromise(
-    program.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(DbLayer, RedisLayer, Outbox.layer))),
+    program.pipe(Effect.scoped, Effect.provide(Layer.mergeAll(Platform.layer, Outbox.layer))),
   )
 }

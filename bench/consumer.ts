@@ -13,7 +13,7 @@ import { MemberServices, runMember } from "../src/engine/consumer/runtime.ts"
 import { toKafkaMessage } from "../src/engine/record.ts"
 import { defineTopic } from "../src/engine/topic.ts"
 import { Kafka } from "../src/platform/kafka.ts"
-import { PlatformLive } from "../src/platform/layers.ts"
+import { Platform } from "../src/platform/layers.ts"
 import { type FlagValues, number } from "./options.ts"
 import { type BenchRow, percentile, report } from "./report.ts"
 
@@ -135,7 +135,7 @@ export const run = async ({ events }: FlagValues<typeof flags>) => {
     const locked = yield* scenario("1 member, + Redis lock key/event", events, true)
     return { rows: [...batch.rows, ...locked.rows], effects: [batch.effects, locked.effects] }
   })
-  const { rows, effects } = await Effect.runPromise(program.pipe(Effect.provide(PlatformLive)))
+  const { rows, effects } = await Effect.runPromise(program.pipe(Effect.provide(Platform.layer)))
   report("consumer", rows, [
     `${effects[0]} + ${effects[1]} events, one member, 4 partitions consumed concurrently, 4 tenants interleaved`,
     "throughput = effects / (last effect - first effect) on the database clock; group join excluded",

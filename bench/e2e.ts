@@ -28,14 +28,9 @@ import { Outbox } from "../src/engine/outbox.ts"
 import { portfolioConsumer } from "../src/hashinsight/consumers/portfolio.ts"
 import { updateMarketData } from "../src/hashinsight/ops/market-data.ts"
 import { createTenant } from "../src/http/tenants.ts"
-import { DbLayer, KafkaLayer, PlatformLive } from "../src/platform/layers.ts"
-import {
-  embeddedKafkaBrokers,
-  freePort,
-  projectRoot,
-  runningPids,
-  spawnKafkaMock,
-} from "../src/platform/stack.ts"
+import { Platform } from "../src/platform/layers.ts"
+import { projectRoot } from "../src/platform/project-root.ts"
+import { embeddedKafkaBrokers, freePort, runningPids, spawnKafkaMock } from "../src/platform/stack/index.ts"
 import { startGroupAtEnd } from "../test/support/e2e-platform.ts"
 import { choice, type FlagValues, number, numbers } from "./options.ts"
 import { type BenchRow, percentile, report } from "./report.ts"
@@ -363,7 +358,7 @@ export const run = async (given: FlagValues<typeof flags>) => {
     yield* startGroupAtEnd(
       group,
       portfolioConsumer.subscriptions.map((s) => s.topic.name),
-    ).pipe(Effect.provide(KafkaLayer))
+    ).pipe(Effect.provide(Platform.layerKafka))
     const api = yield* child(["src/bin/api.ts"], env, profileArgs("api"))
     // Slot names are per cluster: the database's own name keeps the bench off anyone else's slot.
     const relay = yield* child(
@@ -584,7 +579,7 @@ export const run = async (given: FlagValues<typeof flags>) => {
     report("e2e", rows, notes)
   })
 
-  await Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(DbLayer), Effect.orDie))
+  await Effect.runPromise(program.pipe(Effect.scoped, Effect.provide(Platform.layerDb), Effect.orDie))
   if (profiled !== undefined) console.log(`CPU profile of the ${profiled} (Bun --cpu-prof): ${profileDir}`)
 }
 
@@ -594,7 +589,7 @@ if (import.meta.main) {
     await generateLoad(JSON.parse(arg) as LoadPlan)
     process.exit(0)
   } else if (role === "member" && arg) {
-    runMain(Layer.launch(memberLayer({ ...portfolioConsumer, group: arg })), PlatformLive)
+    runMain(Layer.launch(memberLayer({ ...portfolioConsumer, group: arg })), Platform.layer)
   } else {
     console.error(
       "usage: bun bench/e2e.ts member <group> | load <plan-json>  (run the bench with `bun run bench e2e`)",

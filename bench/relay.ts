@@ -18,7 +18,7 @@ import { Duration, Effect, Logger, LogLevel, Redacted, type Scope } from "effect
 import { Client } from "pg"
 import { Kafka } from "../src/platform/kafka.ts"
 import { migrate } from "../src/platform/migrator.ts"
-import { projectRoot } from "../src/platform/stack.ts"
+import { projectRoot } from "../src/platform/project-root.ts"
 import { choice, choices, type FlagValues, number } from "./options.ts"
 import { pgtoSetupStatements } from "./peer/pgto-schema.ts"
 import { type BenchRow, percentile, report } from "./report.ts"

@@ -10,7 +10,7 @@ import { PgClient } from "@effect/sql-pg"
 import { Effect, Redacted } from "effect"
 import Pg from "pg"
 import { migrate } from "../src/platform/migrator.ts"
-import { ensureEnv } from "../src/platform/stack.ts"
+import { ensureEnv } from "../src/platform/stack/index.ts"
 import { benchFlags, type Flags, type FlagValues } from "./options.ts"
 
 const available = readdirSync(import.meta.dir)

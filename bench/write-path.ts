@@ -15,7 +15,7 @@ import { minerTopic } from "../src/hashinsight/topics.ts"
 import { createTenant } from "../src/http/tenants.ts"
 import { AppConfig } from "../src/platform/config.ts"
 import { withTenant } from "../src/platform/db.ts"
-import { DbLayer } from "../src/platform/layers.ts"
+import { Platform } from "../src/platform/layers.ts"
 import { type FlagValues, number } from "./options.ts"
 import { type BenchRow, report } from "./report.ts"
 
@@ -129,7 +129,7 @@ export const run = async ({ ops }: FlagValues<typeof flags>) => {
   await Effect.runPromise(
     program.pipe(
       Effect.provide(Miners.layer),
-      Effect.provide(Layer.mergeAll(DbLayer, Outbox.layer)),
+      Effect.provide(Layer.mergeAll(Platform.layerDb, Outbox.layer)),
     ) as Effect.Effect<void>,
   )
 

@@ -40,6 +40,18 @@ const importsOf = (file: string) =>
 
 const folderOf = (path: string) => path.split("/")[0] ?? ""
 
+/** The packages `file` imports (their names, without a path inside them). */
+const packagesOf = (file: string) =>
+  [...code(file).matchAll(importPattern)]
+    .map((m) => m[1] ?? m[2] ?? "")
+    .filter((spec) => !spec.startsWith(".") && !spec.startsWith("node:"))
+    .map((spec) =>
+      spec
+        .split("/")
+        .slice(0, spec.startsWith("@") ? 2 : 1)
+        .join("/"),
+    )
+
 const edges = files.flatMap((file) => importsOf(file).map((to) => ({ from: relative(src, file), to })))
 
 const shown = (e: { from: string; to: string }) => `src/${e.from} → src/${e.to}`
@@ -72,5 +84,28 @@ describe("architecture", () => {
     expect(services.length).toBeGreaterThan(0)
     const onTheEdge = edges.filter((e) => services.includes(join(src, e.from)) && folderOf(e.to) === "http")
     expect(onTheEdge.map(shown)).toEqual([])
+  })
+
+  test("the Kafka and Redis drivers are imported only under src/platform: everything else speaks through its services", () => {
+    const drivers = new Set(["kafkajs", "ioredis"])
+    const outside = files
+      .filter((f) => folderOf(relative(src, f)) !== "platform")
+      .flatMap((f) =>
+        packagesOf(f)
+          .filter((p) => drivers.has(p))
+          .map((p) => `src/${relative(src, f)} → ${p}`),
+      )
+    expect(outside).toEqual([])
+    expect(files.filter((f) => packagesOf(f).includes("kafkajs")).length).toBeGreaterThan(0)
+  })
+
+  /** src/platform/stack/ (a single stack.ts before it was split). */
+  const devStack = /^platform\/stack(\/|\.ts$)/
+  test("only entry points use the dev stack: runtime code (the migrator, the supervisor) does not import it", () => {
+    const users = edges.filter(
+      (e) => devStack.test(e.to) && !devStack.test(e.from) && folderOf(e.from) !== "bin",
+    )
+    expect(users.map(shown)).toEqual([])
+    expect(edges.map(shown)).toContain("src/bin/main.ts → src/platform/stack/index.ts")
   })
 })

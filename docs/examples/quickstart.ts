@@ -20,7 +20,7 @@ import {
 } from "../../src/engine/index.ts"
 import { AppConfig } from "../../src/platform/config.ts"
 import { withTenant } from "../../src/platform/db.ts"
-import { PlatformLive } from "../../src/platform/layers.ts"
+import { Platform } from "../../src/platform/layers.ts"
 
 // 1. A topic: its aggregate type names the Kafka topic (`events.order`); one payload Schema per event type.
 export const orderTopic = defineTopic("order", {
@@ -108,5 +108,5 @@ if (import.meta.main)
       yield* Effect.logInfo(`order ${orderId} placed for tenant ${tenantId}; Ctrl-C to stop`)
       return yield* Layer.launch(quickstart(databaseUrl))
     }),
-    Layer.merge(PlatformLive, Outbox.layer),
+    Layer.merge(Platform.layer, Outbox.layer),
   )

@@ -4,10 +4,10 @@ import { Outbox } from "../engine/outbox.ts"
 import { HashInsightApi } from "../hashinsight/api.ts"
 import { HashInsightRoutes } from "../hashinsight/routes.ts"
 import { ApiServer } from "../http/server.ts"
-import { DbLayer, RedisLayer } from "../platform/layers.ts"
+import { Platform } from "../platform/layers.ts"
 import { runMain } from "./main.ts"
 
 runMain(
   Layer.launch(ApiServer.layerConfig({ api: HashInsightApi, routes: HashInsightRoutes })),
-  Layer.mergeAll(DbLayer, RedisLayer, Outbox.layer),
+  Layer.mergeAll(Platform.layer, Outbox.layer),
 )

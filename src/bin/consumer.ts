@@ -3,7 +3,7 @@ import { Layer } from "effect"
 import { memberLayer } from "../engine/consumer/runtime.ts"
 import { type ConsumerName, consumerNames, consumers } from "../hashinsight/consumers/index.ts"
 import { MetricsServer } from "../observe/metrics-server.ts"
-import { PlatformLive } from "../platform/layers.ts"
+import { Platform } from "../platform/layers.ts"
 import { runMain } from "./main.ts"
 
 const usage = `usage: bun run consumer <${consumerNames.join("|")}>
@@ -26,4 +26,4 @@ if (!definition) {
   process.exit(2)
 }
 
-runMain(Layer.launch(Layer.merge(memberLayer(definition), MetricsServer.layerConfig)), PlatformLive)
+runMain(Layer.launch(Layer.merge(memberLayer(definition), MetricsServer.layerConfig)), Platform.layer)

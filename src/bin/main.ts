@@ -6,7 +6,7 @@
 import { BunRuntime } from "@effect/platform-bun"
 import { Cause, Effect, type Layer, Logger } from "effect"
 import { type AppConfig, withConfiguredLogLevel } from "../platform/config.ts"
-import { ensureEnv } from "../platform/stack.ts"
+import { ensureEnv } from "../platform/stack/index.ts"
 
 export const runMain = <A, E, R, LE>(
   program: Effect.Effect<A, E, R | AppConfig>,

@@ -1,6 +1,6 @@
 /** `bun run migrate` — applies pending migrations (embedded stack started when env is unset). */
 import { Effect } from "effect"
-import { DbLayer } from "../platform/layers.ts"
+import { Platform } from "../platform/layers.ts"
 import { migrate } from "../platform/migrator.ts"
 import { runMain } from "./main.ts"
 
@@ -9,5 +9,5 @@ runMain(
     const r = yield* migrate()
     yield* Effect.logInfo(`migrations: ${r.applied.length} applied, ${r.skipped} already up to date`)
   }),
-  DbLayer,
+  Platform.layerDb,
 )

@@ -10,7 +10,7 @@ import { Config, Duration, Effect, Layer, Option, Redacted, Schema } from "effec
 import { defaultSlotFor, type RelayConfig, relayDefaults, runRelay } from "../engine/relay/index.ts"
 import { MetricsServer } from "../observe/metrics-server.ts"
 import { AppConfig } from "../platform/config.ts"
-import { DbLive } from "../platform/db.ts"
+import { Db } from "../platform/db.ts"
 import { Kafka } from "../platform/kafka.ts"
 import { runMain } from "./main.ts"
 
@@ -81,5 +81,7 @@ runMain(
       }),
     ),
   ),
-  Layer.mergeAll(DbLive, Kafka.layer, BunContext.layer).pipe(Layer.provideMerge(AppConfig.layer)),
+  Layer.mergeAll(Db.layerConfig, Kafka.layerConfig, BunContext.layer).pipe(
+    Layer.provideMerge(AppConfig.layer),
+  ),
 )

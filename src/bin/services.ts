@@ -9,9 +9,9 @@ import { Effect, Redacted, Schedule } from "effect"
 import { loadDemo } from "../hashinsight/demo.ts"
 import { createTenant } from "../http/tenants.ts"
 import { AppConfig, describeConfig } from "../platform/config.ts"
-import { DbLayer } from "../platform/layers.ts"
+import { Platform } from "../platform/layers.ts"
 import { migrate } from "../platform/migrator.ts"
-import { stackDir } from "../platform/stack.ts"
+import { stackDir } from "../platform/stack/index.ts"
 import { type ChildSpec, supervise } from "../platform/supervisor.ts"
 import { runMain } from "./main.ts"
 
@@ -91,5 +91,5 @@ runMain(
     )
     return yield* supervise(children)
   }),
-  DbLayer,
+  Platform.layerDb,
 )

@@ -1,5 +1,13 @@
-/** `bun run stack up|down|env|status` — the embedded local stack (see src/platform/stack.ts). */
-import { currentEnv, down, formatEnv, runningPids, StackError, stackEnvKeys, up } from "../platform/stack.ts"
+/** `bun run stack up|down|env|status` — the embedded local stack (see src/platform/stack/index.ts). */
+import {
+  currentEnv,
+  down,
+  formatEnv,
+  runningPids,
+  StackError,
+  stackEnvKeys,
+  up,
+} from "../platform/stack/index.ts"
 
 const usage = `usage: bun run stack <up|down|env|status>
 

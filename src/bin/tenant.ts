@@ -3,7 +3,7 @@ import { Args, Command } from "@effect/cli"
 import { BunContext } from "@effect/platform-bun"
 import { Console, Effect, Layer, Redacted } from "effect"
 import { createTenant } from "../http/tenants.ts"
-import { DbLayer } from "../platform/layers.ts"
+import { Platform } from "../platform/layers.ts"
 import { runMain } from "./main.ts"
 
 const create = Command.make("create", { name: Args.text({ name: "name" }) }, ({ name }) =>
@@ -19,4 +19,4 @@ const cli = Command.run(Command.make("tenant").pipe(Command.withSubcommands([cre
   version: "0.1.0",
 })
 
-runMain(cli(process.argv), Layer.mergeAll(DbLayer, BunContext.layer))
+runMain(cli(process.argv), Layer.mergeAll(Platform.layerDb, BunContext.layer))

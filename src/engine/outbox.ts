@@ -29,7 +29,7 @@ export interface NewEvent<T extends Topic, K extends EventType<T>> {
 
 export type AppendError = OutboxOutsideTransaction | ParseResult.ParseError | SqlError.SqlError
 
-export class Outbox extends Context.Tag("Outbox")<
+export class Outbox extends Context.Tag("hashinsight/engine/Outbox")<
   Outbox,
   {
     /** Appends one or many events of one topic; returns their event ids in order. */

@@ -6,7 +6,7 @@
  * headers `id`, `eventType`, `tenantId` (+ `traceparent`).
  */
 import { Schema } from "effect"
-import type { IHeaders, Message } from "kafkajs"
+import type { KafkaHeaders, KafkaMessage } from "../platform/kafka.ts"
 import { topicNameOf } from "./topic.ts"
 
 /** An outbox row as the relays read it. */
@@ -23,8 +23,8 @@ export interface OutboxRecord {
 
 export const recordTopic = (r: OutboxRecord) => topicNameOf(r.aggregatetype)
 
-export const toKafkaMessage = (r: OutboxRecord): Message => {
-  const headers: IHeaders = { id: r.id, eventType: r.type, tenantId: r.tenantId }
+export const toKafkaMessage = (r: OutboxRecord): KafkaMessage => {
+  const headers: KafkaHeaders = { id: r.id, eventType: r.type, tenantId: r.tenantId }
   if (r.traceparent) headers.traceparent = r.traceparent
   return { key: r.aggregateid, value: r.payload, headers }
 }
@@ -45,7 +45,7 @@ export interface RecordMeta {
   readonly traceparent: string | undefined
 }
 
-const headerText = (headers: IHeaders | undefined, name: string): string | undefined => {
+const headerText = (headers: KafkaHeaders | undefined, name: string): string | undefined => {
   const v = headers?.[name]
   if (v === undefined || v === null) return undefined
   const s = Array.isArray(v) ? v[0]?.toString() : v.toString()
@@ -53,7 +53,7 @@ const headerText = (headers: IHeaders | undefined, name: string): string | undef
 }
 
 /** Reads the contract headers; the first missing one is reported. */
-export const readRecordMeta = (headers: IHeaders | undefined): RecordMeta | MissingHeader => {
+export const readRecordMeta = (headers: KafkaHeaders | undefined): RecordMeta | MissingHeader => {
   const eventId = headerText(headers, "id")
   if (!eventId) return new MissingHeader({ header: "id" })
   const eventType = headerText(headers, "eventType")
@@ -64,7 +64,7 @@ export const readRecordMeta = (headers: IHeaders | undefined): RecordMeta | Miss
 }
 
 /** All headers as text, for storing a failed record whole. */
-export const headersAsText = (headers: IHeaders | undefined): Record<string, string> => {
+export const headersAsText = (headers: KafkaHeaders | undefined): Record<string, string> => {
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(headers ?? {})) {
     if (v === undefined) continue

@@ -24,6 +24,7 @@ import type { HttpMethod } from "@effect/platform/HttpMethod"
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Data, Effect, Option, Schema } from "effect"
 import { withTenant } from "../platform/db.ts"
+import { isSqlError } from "../platform/sql-errors.ts"
 import { ErrorResponses } from "./error-responses.ts"
 import { IdempotencyStore, type StoredResponse } from "./idempotency-store.ts"
 import {
@@ -177,6 +178,3 @@ const rejectable = <E, R>(write: Effect.Effect<StoredResponse, E, R>) =>
   })
 
 const isClaimLost = (u: unknown): u is ClaimLost => u instanceof ClaimLost
-
-const isSqlError = (u: unknown): u is SqlError.SqlError =>
-  typeof u === "object" && u !== null && (u as { _tag?: unknown })._tag === "SqlError"

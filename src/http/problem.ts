@@ -12,7 +12,8 @@
 import { HttpApiSchema, HttpServerResponse } from "@effect/platform"
 import type { SqlError } from "@effect/sql"
 import { Effect, ParseResult, Schema } from "effect"
-import { isCommitOutcomeUnknown, isPoolExhausted } from "../platform/db.ts"
+import { isCommitOutcomeUnknown } from "../platform/db.ts"
+import { isPoolExhausted } from "../platform/sql-errors.ts"
 
 export const problemBase = "https://hashinsight.dev/problems"
 export const problemContentType = "application/problem+json"

@@ -20,13 +20,13 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Cause, Context, Duration, Effect, Layer, Metric, Option, Redacted, Schema } from "effect"
-import { type Admin, Kafka as KafkaJs, logLevel } from "kafkajs"
 import { cacheHits, cacheMisses, cacheRefreshes, cacheStale } from "../engine/cache/metrics.ts"
 import { messageOf } from "../engine/consumer/classify.ts"
 import { MemberReports, type SeenReport, staleAfterMs } from "../engine/consumer/member-reports.ts"
 import { defaultSlotFor } from "../engine/relay/config.ts"
 import { outboxBacklog, slotLag } from "../engine/relay/lag.ts"
 import { AppConfig } from "../platform/config.ts"
+import { Kafka, type KafkaAdmin } from "../platform/kafka.ts"
 import { Redis } from "../platform/redis.ts"
 
 export const HealthStatus = Schema.Literal("healthy", "degraded", "unhealthy")
@@ -138,7 +138,7 @@ interface GroupFigures {
 }
 
 /** Committed offsets against the end of every partition, and who is in the group. */
-const groupsOf = async (admin: Admin, groups: ReadonlyArray<WatchedGroup>) => {
+const groupsOf = async (admin: KafkaAdmin, groups: ReadonlyArray<WatchedGroup>) => {
   const existing = new Set(await admin.listTopics())
   const ends = new Map<string, Map<number, { low: number; high: number }>>()
   for (const topic of new Set(groups.flatMap((g) => g.topics))) {
@@ -173,18 +173,12 @@ const groupsOf = async (admin: Admin, groups: ReadonlyArray<WatchedGroup>) => {
   return result
 }
 
-const groupFigures = (client: KafkaJs, groups: ReadonlyArray<WatchedGroup>) =>
-  Effect.acquireUseRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const admin = client.admin()
-        await admin.connect()
-        return admin
-      },
-      catch: (e) => e,
-    }),
-    (admin) => Effect.tryPromise({ try: () => groupsOf(admin, groups), catch: (e) => e }),
-    (admin) => Effect.promise(() => admin.disconnect().catch(() => undefined)),
+/** Through an admin that fails fast: a health check must not sit in kafkajs's retries. */
+const groupFigures = (kafka: Kafka["Type"], groups: ReadonlyArray<WatchedGroup>) =>
+  Effect.scoped(
+    Effect.flatMap(kafka.quickAdmin, (admin) =>
+      Effect.tryPromise({ try: () => groupsOf(admin, groups), catch: (e) => e }),
+    ),
   )
 
 /** A member's report as health shows it. */
@@ -207,14 +201,14 @@ const shown = (r: SeenReport) => ({
  * what the members wait on shows while Kafka, or one of the stores, is down.
  */
 const kafkaConsumerCheck = (
-  client: KafkaJs,
+  kafka: Kafka["Type"],
   groups: ReadonlyArray<WatchedGroup>,
   reports: MemberReports["Type"],
 ) =>
   Effect.gen(function* () {
     const [figures, seen] = yield* Effect.all(
       [
-        Effect.either(groupFigures(client, groups)),
+        Effect.either(groupFigures(kafka, groups)),
         Effect.forEach(groups, (g) => reports.read(g.group), { concurrency: "unbounded" }),
       ],
       { concurrency: "unbounded" },
@@ -289,15 +283,7 @@ export class Health extends Context.Tag("hashinsight/observe/Health")<
         const redis = yield* Redis
         const config = yield* AppConfig
         const reports = yield* MemberReports.make
-        // Its own client, failing fast: a health check must not sit in kafkajs' retries.
-        const kafka = new KafkaJs({
-          clientId: `${config.kafkaClientId}-health`,
-          brokers: [...config.kafkaBrokers],
-          logLevel: logLevel.NOTHING,
-          connectionTimeout: 1000,
-          requestTimeout: 2500,
-          retry: { retries: 0 },
-        })
+        const kafka = yield* Kafka
         const checks: Record<string, Effect.Effect<CheckResult, never, SqlClient.SqlClient | Redis>> = {
           database: guarded(
             Effect.map(timed(sql`SELECT 1`), (latencyMs) =>

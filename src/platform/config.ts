@@ -30,7 +30,7 @@ export const appConfig = Config.all({
 
 export type AppConfigShape = Config.Config.Success<typeof appConfig>
 
-export class AppConfig extends Context.Tag("AppConfig")<AppConfig, AppConfigShape>() {
+export class AppConfig extends Context.Tag("hashinsight/platform/AppConfig")<AppConfig, AppConfigShape>() {
   static readonly layer = Layer.effect(AppConfig, appConfig)
 }
 

@@ -8,7 +8,6 @@ import { PgClient } from "@effect/sql-pg"
 import { Duration, Effect, FiberRef, Layer, Option, Redacted, Scope } from "effect"
 import Pg from "pg"
 import { AppConfig } from "./config.ts"
-import { dropHeld } from "./pg-pipeline.ts"
 import { PreparingClient } from "./pg-prepared.ts"
 import { coalescingSocket } from "./pg-socket.ts"
 
@@ -36,7 +35,6 @@ const pool = (url: Redacted.Redacted<string>, max: number) =>
       // A broken idle connection is dropped by the pool; the next checkout reports any trouble.
       pool.on("error", () => {})
       pool.on("connect", dropWhenFatal)
-      pool.on("release", (_error, client) => dropHeld(client))
       yield* Effect.tryPromise({
         try: () => pool.query("SELECT 1"),
         catch: (cause) => new SqlError.SqlError({ cause, message: "PgClient: Failed to connect" }),
@@ -71,20 +69,14 @@ const dropWhenFatal = (client: Pg.PoolClient) => {
   })
 }
 
-export const DbLive = Layer.unwrapEffect(
+/** The process's `SqlClient` (`@effect/sql-pg` on our pool), from `AppConfig`. */
+const layerConfig = Layer.unwrapEffect(
   Effect.map(AppConfig, (c) =>
     PgClient.layerFromPool({ acquire: pool(c.databaseUrl, c.dbPoolMax), applicationName: "hashinsight" }),
   ),
 )
 
-/**
- * Whether a statement failed because no pooled connection came free within the pool's wait (every
- * connection busy: more work than the pool serves), not because the database failed. pg-pool says
- * so in exactly these words for a checkout that waited in its queue; a new connection that cannot
- * be made fails otherwise.
- */
-export const isPoolExhausted = (e: SqlError.SqlError) =>
-  e.cause instanceof Error && e.cause.message === "timeout exceeded when trying to connect"
+export const Db = { layerConfig }
 
 /** Cheap liveness probe for health checks. */
 export const dbProbe = Effect.gen(function* () {
@@ -143,9 +135,8 @@ const endTransaction = (conn: SqlConnection.Connection, statement: string) =>
   )
 
 /**
- * A transaction whose BEGIN (or SAVEPOINT, nested) is followed by `opening` in the same text. With
- * the role and tenant set there, `BEGIN; SELECT set_config(…)` is held by the connection and sent
- * with the transaction's first statement (pg-pipeline.ts), so it costs no round trip of its own.
+ * A transaction whose BEGIN (or SAVEPOINT, nested) is followed by `opening` in the same text: with
+ * the role and tenant set there, `BEGIN; SELECT set_config(…)` is one round trip, not two.
  */
 const transactionOpening = (opening: string) =>
   Effect.map(SqlClient.SqlClient, (sql) =>
@@ -208,7 +199,7 @@ export const useTenant = (tenantId: string) =>
 /**
  * Runs `self` in a transaction as the RLS-bound role with the tenant set transaction-locally,
  * so nothing it does can see or write another tenant's rows; no tenant → no rows. Opening it costs
- * no round trip of its own. Inside a transaction already serving `tenantId` it simply runs there (no
+ * one round trip (BEGIN and the settings in one text). Inside a transaction already serving `tenantId` it simply runs there (no
  * savepoint); inside one serving another tenant it runs under a savepoint and switches back after.
  */
 export const withTenant =

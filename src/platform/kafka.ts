@@ -1,24 +1,39 @@
 /**
- * Kafka through kafkajs: a client for the process plus scoped factories for producers, consumers
- * and an admin, all disconnected on scope exit. Settings follow STACK.md: the Java-compatible
- * murmur2 partitioner (so keys land where Debezium/Java producers put them), no idempotent
- * producer (the mock cluster lacks it), short fetch waits by default (the mock does not wake long
- * polls; KAFKA_FETCH_MAX_WAIT_MS), and kafkajs's idle request-queue timer patched out
- * (kafkajs-request-queue.ts).
+ * Kafka through kafkajs, the one door to it: a client for the process plus scoped factories for
+ * producers, consumers and admins, all disconnected on scope exit, and the kafkajs types the rest of
+ * the code speaks in, under our names. Settings follow STACK.md: kafkajs's Java-compatible default
+ * partitioner (keys land where Debezium's and Java's producers put them: murmur2 of the key), no
+ * idempotent producer (the mock cluster lacks it), short fetch waits by default (the mock does not
+ * wake long polls; KAFKA_FETCH_MAX_WAIT_MS), and kafkajs's idle request-queue timer patched out
+ * (kafkajs-request-queue.ts), checked when the service is made.
  */
-import { Context, Data, Duration, Effect, Layer } from "effect"
+import { Context, Data, Duration, Effect, Layer, type Scope } from "effect"
 import {
   type Admin,
   type Consumer,
   type ConsumerConfig,
+  type IHeaders,
+  type KafkaConfig,
   Kafka as KafkaJs,
   logLevel,
+  type Message,
+  Partitioners,
   type Producer,
   type ProducerConfig,
+  type TopicMessages,
 } from "kafkajs"
 import { AppConfig, defaultFetchMaxWaitMs } from "./config.ts"
-import { javaCompatiblePartitioner } from "./kafka-partitioner.ts"
-import "./kafkajs-request-queue.ts"
+import { patchRequestQueue } from "./kafkajs-request-queue.ts"
+
+export type KafkaProducer = Producer
+export type KafkaConsumer = Consumer
+export type KafkaAdmin = Admin
+/** A record to produce: key, value, headers (and a partition, when one is forced). */
+export type KafkaMessage = Message
+/** Records for one topic, as a batch send takes them. */
+export type KafkaTopicMessages = TopicMessages
+/** A record's headers, as produced and as fetched. */
+export type KafkaHeaders = IHeaders
 
 export class KafkaError extends Data.TaggedError("KafkaError")<{
   readonly op: string
@@ -43,18 +58,18 @@ const attempt = <A>(op: string, f: () => Promise<A>) =>
 const disconnect = (op: string, f: () => Promise<void>) =>
   attempt(op, f).pipe(Effect.timeout(Duration.seconds(10)), Effect.ignore)
 
-export class Kafka extends Context.Tag("Kafka")<
+export class Kafka extends Context.Tag("hashinsight/platform/Kafka")<
   Kafka,
   {
-    readonly client: KafkaJs
-    readonly producer: (
-      config?: ProducerConfig,
-    ) => Effect.Effect<Producer, KafkaError, import("effect").Scope.Scope>
-    readonly consumer: (
-      config: ConsumerConfig,
-    ) => Effect.Effect<Consumer, KafkaError, import("effect").Scope.Scope>
-    readonly admin: Effect.Effect<Admin, KafkaError, import("effect").Scope.Scope>
-    /** Cheap liveness probe for health checks: a metadata round trip. */
+    readonly producer: (config?: ProducerConfig) => Effect.Effect<Producer, KafkaError, Scope.Scope>
+    readonly consumer: (config: ConsumerConfig) => Effect.Effect<Consumer, KafkaError, Scope.Scope>
+    readonly admin: Effect.Effect<Admin, KafkaError, Scope.Scope>
+    /**
+     * An admin that fails fast (one try, 1 s to connect, 2.5 s a request) rather than sitting in
+     * kafkajs's retries: for a health check, which must answer while Kafka is down.
+     */
+    readonly quickAdmin: Effect.Effect<Admin, KafkaError, Scope.Scope>
+    /** Cheap liveness probe: a metadata round trip, failing within 3 s. */
     readonly probe: Effect.Effect<void, KafkaError>
   }
 >() {
@@ -64,19 +79,31 @@ export class Kafka extends Context.Tag("Kafka")<
     fetchMaxWaitMs = defaultFetchMaxWaitMs,
   ) =>
     Effect.gen(function* () {
-      const client = new KafkaJs({
+      if (!patchRequestQueue())
+        return yield* Effect.dieMessage(
+          "kafkajs's request queue no longer looks as kafkajs-request-queue.ts expects: its idle-timer patch did not take",
+        )
+      const settings: KafkaConfig = {
         clientId,
         brokers: [...brokers],
         logLevel: logLevel.NOTHING,
         connectionTimeout: 3000,
         requestTimeout: 10000,
         retry: { initialRetryTime: 100, retries: 8, maxRetryTime: 5000 },
+      }
+      const client = new KafkaJs(settings)
+      const quick = new KafkaJs({
+        ...settings,
+        clientId: `${clientId}-health`,
+        connectionTimeout: 1000,
+        requestTimeout: 2500,
+        retry: { retries: 0 },
       })
       const producer = (config?: ProducerConfig) =>
         Effect.acquireRelease(
           Effect.gen(function* () {
             const p = client.producer({
-              createPartitioner: javaCompatiblePartitioner,
+              createPartitioner: Partitioners.DefaultPartitioner,
               allowAutoTopicCreation: true,
               idempotent: false,
               ...config,
@@ -99,26 +126,32 @@ export class Kafka extends Context.Tag("Kafka")<
           }),
           (c) => disconnect("consumer.disconnect", () => c.disconnect()),
         )
-      const admin = Effect.acquireRelease(
-        Effect.gen(function* () {
-          const a = client.admin()
-          yield* attempt("admin.connect", () => a.connect())
-          return a
-        }),
-        (a) => disconnect("admin.disconnect", () => a.disconnect()),
-      )
-      const probeAdmin = yield* admin
-      const probe = attempt("describeCluster", () => probeAdmin.describeCluster()).pipe(
+      const adminOf = (of: KafkaJs) =>
+        Effect.acquireRelease(
+          Effect.gen(function* () {
+            const a = of.admin()
+            yield* attempt("admin.connect", () => a.connect())
+            return a
+          }),
+          (a) => disconnect("admin.disconnect", () => a.disconnect()),
+        )
+      // Connected on the first probe (connecting again is a no-op while connected), so a process
+      // that only probes, or never does, starts while Kafka is down.
+      const probeAdmin = client.admin()
+      yield* Effect.addFinalizer(() => disconnect("admin.disconnect", () => probeAdmin.disconnect()))
+      const probe = attempt("describeCluster", async () => {
+        await probeAdmin.connect()
+        await probeAdmin.describeCluster()
+      }).pipe(
         Effect.timeoutFail({
           duration: Duration.seconds(3),
           onTimeout: () => new KafkaError({ op: "describeCluster", cause: "timeout" }),
         }),
-        Effect.asVoid,
       )
-      return Kafka.of({ client, producer, consumer, admin, probe })
+      return Kafka.of({ producer, consumer, admin: adminOf(client), quickAdmin: adminOf(quick), probe })
     })
 
-  static readonly layer = Layer.scoped(
+  static readonly layerConfig = Layer.scoped(
     Kafka,
     Effect.flatMap(AppConfig, (c) => Kafka.make(c.kafkaBrokers, c.kafkaClientId, c.kafkaFetchMaxWaitMs)),
   )

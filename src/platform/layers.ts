@@ -1,14 +1,15 @@
-/** The platform layers composed once: config, database, Redis, Kafka. */
+/** The platform's layers with their configuration read from the environment (`AppConfig.layer`). */
 import { Layer } from "effect"
 import { AppConfig } from "./config.ts"
-import { DbLive } from "./db.ts"
+import { Db } from "./db.ts"
 import { Kafka } from "./kafka.ts"
 import { Redis } from "./redis.ts"
 
-export const DbLayer = DbLive.pipe(Layer.provideMerge(AppConfig.layer))
-export const RedisLayer = Redis.layer.pipe(Layer.provideMerge(AppConfig.layer))
-export const KafkaLayer = Kafka.layer.pipe(Layer.provideMerge(AppConfig.layer))
+const withConfig = <A, E, R>(layer: Layer.Layer<A, E, R>) => layer.pipe(Layer.provideMerge(AppConfig.layer))
 
-export const PlatformLive = Layer.mergeAll(DbLive, Redis.layer, Kafka.layer).pipe(
-  Layer.provideMerge(AppConfig.layer),
-)
+export const Platform = {
+  /** Database, Redis and Kafka. */
+  layer: withConfig(Layer.mergeAll(Db.layerConfig, Redis.layerConfig, Kafka.layerConfig)),
+  layerDb: withConfig(Db.layerConfig),
+  layerKafka: withConfig(Kafka.layerConfig),
+}

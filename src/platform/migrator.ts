@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Effect, Schema } from "effect"
-import { projectRoot } from "./stack.ts"
+import { projectRoot } from "./project-root.ts"
 
 export const migrationsDir = join(projectRoot, "migrations")
 

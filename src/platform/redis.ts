@@ -12,7 +12,7 @@ export class RedisError extends Data.TaggedError("RedisError")<{
   }
 }
 
-export class Redis extends Context.Tag("Redis")<
+export class Redis extends Context.Tag("hashinsight/platform/Redis")<
   Redis,
   {
     readonly client: IORedis
@@ -55,7 +55,7 @@ export class Redis extends Context.Tag("Redis")<
       return Redis.of({ client, use, probe })
     })
 
-  static readonly layer = Layer.scoped(
+  static readonly layerConfig = Layer.scoped(
     Redis,
     Effect.flatMap(AppConfig, (c) => Redis.make(Redacted.value(c.redisUrl))),
   )

@@ -6,7 +6,7 @@
  */
 import type { Subprocess } from "bun"
 import { Duration, Effect, Schedule } from "effect"
-import { projectRoot } from "./stack.ts"
+import { projectRoot } from "./project-root.ts"
 
 export interface ChildSpec {
   readonly name: string

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { spawnSync } from "bun"
-import { projectRoot } from "../../src/platform/stack.ts"
+import { projectRoot } from "../../src/platform/project-root.ts"
 
 /** `bun run bench …` with no stack in its environment: a bad flag must not start one. */
 const bench = (...args: Array<string>) => {

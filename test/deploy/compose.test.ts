@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { parse } from "yaml"
-import { projectRoot } from "../../src/platform/stack.ts"
+import { projectRoot } from "../../src/platform/project-root.ts"
 
 // No Docker engine runs here, so this checks that docker-compose.yml agrees with the code and DESIGN.md.
 type Service = {

@@ -17,7 +17,7 @@ import {
 } from "../../docs/examples/quickstart.ts"
 import { toKafkaMessage } from "../../src/engine/index.ts"
 import { Kafka } from "../../src/platform/kafka.ts"
-import { projectRoot } from "../../src/platform/stack.ts"
+import { projectRoot } from "../../src/platform/project-root.ts"
 import { eventually } from "../support/consumer-fixtures.ts"
 import { effectTest } from "../support/effect.ts"
 import { relayDatabase } from "../support/relay-kit.ts"

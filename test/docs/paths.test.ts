@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test"
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
-import { projectRoot } from "../../src/platform/stack.ts"
+import { projectRoot } from "../../src/platform/project-root.ts"
 
 const docs = ["docs/architecture.md", "docs/engine.md"]
 const text = (path: string) => readFileSync(join(projectRoot, path), "utf8")

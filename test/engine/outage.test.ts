@@ -17,7 +17,7 @@ import { outageLimit } from "../../src/engine/consumer/outage.ts"
 import { decodeRetryPolicy } from "../../src/engine/consumer/retry.ts"
 import { Health, type HealthReport } from "../../src/observe/health.ts"
 import { Kafka } from "../../src/platform/kafka.ts"
-import { freePort } from "../../src/platform/stack.ts"
+import { freePort } from "../../src/platform/stack/index.ts"
 import { migratedScratch } from "../ops/dlq-fixtures.ts"
 import {
   dlqRows,

@@ -10,9 +10,9 @@ import { HashInsightRoutes } from "../../src/hashinsight/routes.ts"
 import { ApiServer } from "../../src/http/server.ts"
 import { createTenant } from "../../src/http/tenants.ts"
 import { AppConfig, type AppConfigShape } from "../../src/platform/config.ts"
-import { DbLive } from "../../src/platform/db.ts"
+import { Db } from "../../src/platform/db.ts"
 import { migrate } from "../../src/platform/migrator.ts"
-import { freePort } from "../../src/platform/stack.ts"
+import { freePort } from "../../src/platform/stack/index.ts"
 import { clientFor, scratchDatabase, withClient } from "../support/database.ts"
 import { uniqueId } from "../support/ids.ts"
 
@@ -70,13 +70,13 @@ export const startApi = (
   })
 
 /**
- * The production database layer (`DbLive`: our pool, its socket and statement cache) on `url`, for
+ * The production database layer (`Db.layerConfig`: our pool, its socket and statement cache) on `url`, for
  * tests of what the pool does when connections break; `config` overrides the rest (`dbPoolMax`).
  */
 export const poolOn = (url: string, config: Partial<Omit<AppConfigShape, "databaseUrl">> = {}) =>
   Layer.unwrapEffect(
     Effect.map(AppConfig, (base) =>
-      DbLive.pipe(
+      Db.layerConfig.pipe(
         Layer.provide(Layer.succeed(AppConfig, { ...base, ...config, databaseUrl: Redacted.make(url) })),
       ),
     ),

@@ -5,7 +5,7 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { migrate } from "../../src/platform/migrator.ts"
-import { projectRoot } from "../../src/platform/stack.ts"
+import { projectRoot } from "../../src/platform/project-root.ts"
 import { scratchDatabase, withClient } from "../support/database.ts"
 
 /** A scratch database with every migration applied; dropped with the scope. */

@@ -1,6 +1,6 @@
 import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Deferred, Effect } from "effect"
+import { Cause, Deferred, Effect, Exit } from "effect"
 // @ts-expect-error kafkajs ships no types for its internals
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js"
 import { dbProbe } from "../../src/platform/db.ts"
@@ -58,6 +58,67 @@ describe("platform layers", () => {
       const record = yield* Deferred.await(got).pipe(Effect.timeout("20 seconds"))
       expect(record).toEqual({ key: "k1", value: '{"n":1}', id: "e1" })
     }),
+  )
+
+  effectTest(
+    "a keyed record lands on the partition Java's murmur2 puts it on (Kafka's own test vectors)",
+    () =>
+      Effect.gen(function* () {
+        const kafka = yield* Kafka
+        const topic = uniqueId("placement")
+        // Utils.murmur2 of these keys, from Kafka's UtilsTest.testMurmur2.
+        const javaMurmur2: Record<string, number> = {
+          "21": -973932308,
+          foobar: -790332482,
+          "a-little-bit-long-string": -985981536,
+          "a-little-bit-longer-string": -1486304829,
+          lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8: -58897971,
+          abc: 479470107,
+        }
+        const keys = Object.keys(javaMurmur2)
+        const producer = yield* kafka.producer()
+        yield* Effect.promise(() =>
+          producer.send({ topic, messages: keys.map((key) => ({ key, value: key })) }),
+        )
+        const admin = yield* kafka.admin
+        const partitions = (yield* Effect.promise(() => admin.fetchTopicOffsets(topic))).length
+        const placed = new Map<string, number>()
+        const all = yield* Deferred.make<void>()
+        const consumer = yield* kafka.consumer({ groupId: uniqueId("placement-group") })
+        yield* Effect.promise(() => consumer.subscribe({ topic, fromBeginning: true }))
+        yield* Effect.promise(() =>
+          consumer.run({
+            eachMessage: async ({ partition, message }) => {
+              placed.set(message.key?.toString() ?? "", partition)
+              if (placed.size === keys.length) Deferred.unsafeDone(all, Effect.void)
+            },
+          }),
+        )
+        yield* Deferred.await(all).pipe(Effect.timeout("20 seconds"))
+        const expected = Object.fromEntries(keys.map((k) => [k, (javaMurmur2[k]! & 0x7fffffff) % partitions]))
+        expect(Object.fromEntries(placed)).toEqual(expected)
+        // The vectors reach every partition of the mock's four, so a partitioner that only agreed by luck fails.
+        expect(new Set(Object.values(expected)).size).toBe(4)
+      }),
+  )
+
+  effectTest(
+    "the Kafka service is not made when kafkajs's request queue is not what the idle-timer patch expects",
+    () =>
+      Effect.gen(function* () {
+        const proto = (RequestQueue as { prototype: { scheduleCheckPendingRequests?: unknown } }).prototype
+        const schedule = proto.scheduleCheckPendingRequests
+        const made = yield* Effect.exit(
+          Effect.scoped(
+            Effect.suspend(() => {
+              delete proto.scheduleCheckPendingRequests
+              return Kafka.make(process.env.KAFKA_BROKERS!.split(","), uniqueId("unpatched"))
+            }),
+          ),
+        ).pipe(Effect.ensuring(Effect.sync(() => (proto.scheduleCheckPendingRequests = schedule))))
+        expect(Exit.isFailure(made) && Cause.isDie(made.cause)).toBe(true)
+        expect(String(Exit.isFailure(made) && Cause.pretty(made.cause))).toContain("patch did not take")
+      }),
   )
 
   effectTest("every platform layer answers its liveness probe", () =>

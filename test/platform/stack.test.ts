@@ -2,7 +2,8 @@ import { afterAll, describe, expect, test } from "bun:test"
 import { spawnSync } from "node:child_process"
 import { mkdirSync, realpathSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { pidAlive as alive, projectRoot } from "../../src/platform/stack.ts"
+import { projectRoot } from "../../src/platform/project-root.ts"
+import { pidAlive as alive } from "../../src/platform/stack/index.ts"
 import { uniqueId } from "../support/ids.ts"
 
 // A throwaway stack in its own folder, so the suite's own stack is never touched.

@@ -7,7 +7,7 @@ import { toKafkaMessage } from "../../src/engine/record.ts"
 import { relayDefaults } from "../../src/engine/relay/index.ts"
 import { topicNameOf } from "../../src/engine/topic.ts"
 import { topics } from "../../src/hashinsight/topics.ts"
-import { projectRoot } from "../../src/platform/stack.ts"
+import { projectRoot } from "../../src/platform/project-root.ts"
 import { effectTest } from "../support/effect.ts"
 
 const connector = JSON.parse(readFileSync(join(projectRoot, "connectors/outbox-connector.json"), "utf8")) as {

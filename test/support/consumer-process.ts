@@ -14,7 +14,7 @@ import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
 import { memberLayer } from "../../src/engine/consumer/runtime.ts"
 import { defineTopic } from "../../src/engine/topic.ts"
 import { MetricsServer } from "../../src/observe/metrics-server.ts"
-import { PlatformLive } from "../../src/platform/layers.ts"
+import { Platform } from "../../src/platform/layers.ts"
 import { WorkPayload, writeEffect } from "./consumer-fixtures.ts"
 
 const [aggregatetype, group, flag] = process.argv.slice(2)
@@ -43,4 +43,4 @@ const member = memberLayer(
   process.env.COMMIT_INTERVAL_MS ? { commitIntervalMs: Number(process.env.COMMIT_INTERVAL_MS) } : {},
 )
 
-runMain(Layer.launch(Layer.merge(member, MetricsServer.layerConfig)), PlatformLive)
+runMain(Layer.launch(Layer.merge(member, MetricsServer.layerConfig)), Platform.layer)

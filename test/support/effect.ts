@@ -5,16 +5,16 @@
 import { test } from "bun:test"
 import { Cause, Effect, Exit, Layer, Logger, LogLevel, type Scope } from "effect"
 import { Outbox } from "../../src/engine/outbox.ts"
-import { PlatformLive } from "../../src/platform/layers.ts"
+import { Platform } from "../../src/platform/layers.ts"
 
-export const TestLive = Layer.mergeAll(PlatformLive, Outbox.layer)
-export type TestServices = Layer.Layer.Success<typeof TestLive>
+export const testLayer = Layer.mergeAll(Platform.layer, Outbox.layer)
+export type TestServices = Layer.Layer.Success<typeof testLayer>
 
 export const runTest = async <A, E>(self: Effect.Effect<A, E, TestServices | Scope.Scope>): Promise<A> => {
   const exit = await Effect.runPromiseExit(
     self.pipe(
       Effect.scoped,
-      Effect.provide(TestLive),
+      Effect.provide(testLayer),
       Logger.withMinimumLogLevel(process.env.TEST_LOG_LEVEL === "debug" ? LogLevel.Debug : LogLevel.Warning),
     ),
   )

@@ -11,7 +11,7 @@ import { join } from "node:path"
 import { createInterface } from "node:readline"
 import type { Readable, Writable } from "node:stream"
 import { Effect } from "effect"
-import { projectRoot } from "../../src/platform/stack.ts"
+import { projectRoot } from "../../src/platform/project-root.ts"
 
 const source = join(import.meta.dir, "kafka-fault", "fault-cluster.c")
 const header = "/usr/include/librdkafka/rdkafka_mock.h"

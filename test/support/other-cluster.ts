@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process"
 import { existsSync, realpathSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
-import { projectRoot } from "../../src/platform/stack.ts"
+import { projectRoot } from "../../src/platform/project-root.ts"
 import { uniqueId } from "./ids.ts"
 
 const stack = (dir: string, command: "up" | "down") => {

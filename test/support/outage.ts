@@ -8,7 +8,7 @@
  * and waits until it accepts connections, so the tests after it find it as they expect.
  */
 import { type Duration, Effect } from "effect"
-import { currentEnv, type Member, stopMember, up } from "../../src/platform/stack.ts"
+import { currentEnv, type Member, stopMember, up } from "../../src/platform/stack/index.ts"
 
 const envKey = { postgres: "DATABASE_URL", redis: "REDIS_URL" } as const
 

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Effect } from "effect"
-import { stackDir } from "../../src/platform/stack.ts"
+import { stackDir } from "../../src/platform/stack/index.ts"
 
 const pgDir = join(stackDir(), "postgres")
 const pgData = join(pgDir, "data")

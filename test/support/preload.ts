@@ -12,9 +12,9 @@ import { afterAll } from "bun:test"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
-import { DbLayer } from "../../src/platform/layers.ts"
+import { Platform } from "../../src/platform/layers.ts"
 import { migrate } from "../../src/platform/migrator.ts"
-import { ensureEnv, spawnKafkaMock } from "../../src/platform/stack.ts"
+import { ensureEnv, spawnKafkaMock } from "../../src/platform/stack/index.ts"
 
 process.env.NODE_NO_WARNINGS = "1"
 const kafkaGiven = Boolean(process.env.KAFKA_BROKERS)
@@ -35,4 +35,4 @@ if (!kafkaGiven) {
     }
   })
 }
-await Effect.runPromise(migrate().pipe(Effect.provide(DbLayer)))
+await Effect.runPromise(migrate().pipe(Effect.provide(Platform.layerDb)))

@@ -12,7 +12,7 @@ import { type RelayConfig, relayDefaults } from "../../src/engine/relay/index.ts
 import { defineTopic } from "../../src/engine/topic.ts"
 import { Kafka } from "../../src/platform/kafka.ts"
 import { migrate } from "../../src/platform/migrator.ts"
-import { projectRoot } from "../../src/platform/stack.ts"
+import { projectRoot } from "../../src/platform/project-root.ts"
 import { clientFor } from "./database.ts"
 import { uniqueId } from "./ids.ts"
 

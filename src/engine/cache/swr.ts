@@ -44,7 +44,7 @@ const isKeys = (target: InvalidateTarget): target is ReadonlyArray<string> => Ar
 
 const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, "\\$&")
 
-export class Cache extends Context.Tag("Cache")<
+export class Cache extends Context.Tag("hashinsight/engine/Cache")<
   Cache,
   {
     readonly get: <A, E, R>(

@@ -8,7 +8,7 @@
 import { Cause, Context, Data, Effect, Option } from "effect"
 import { Fatal } from "./errors.ts"
 
-export class UnitWork extends Context.Tag("UnitWork")<
+export class UnitWork extends Context.Tag("hashinsight/engine/UnitWork")<
   UnitWork,
   {
     readonly defer: (

@@ -11,8 +11,16 @@
  * statement got killed) and it counts as a `retryable` attempt of the event. A statement timeout
  * (57014) is the event's own and stays `retryable`.
  */
+import type { SqlError } from "@effect/sql"
 import { KafkaError } from "../../platform/kafka.ts"
 import { RedisError } from "../../platform/redis.ts"
+import {
+  errorCodeOf,
+  isCheckoutFailure,
+  isSqlError,
+  socketErrorCodes,
+  sqlStateOf,
+} from "../../platform/sql-errors.ts"
 import { MissingHeader } from "../record.ts"
 
 export type Dependency = "database" | "redis" | "kafka"
@@ -54,18 +62,6 @@ const retryableSqlStates = new Set([
 /** Classes that fail the same way every time: data, integrity, authorisation, syntax/permission. */
 const fatalSqlClasses = new Set(["22", "23", "28", "42"])
 
-/** Socket-level failures surface as Node error codes rather than SQLSTATEs. */
-const socketCodes = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-])
-
 /** Redis replies that mean the server cannot serve now (loading its data, failing over). */
 const unavailableRedisReplies = /^(LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY)\b/
 
@@ -103,20 +99,14 @@ export const messageOf = (error: unknown): string => {
 const field = (value: unknown, name: string): unknown =>
   typeof value === "object" && value !== null ? (value as Record<string, unknown>)[name] : undefined
 
-const codeOf = (cause: unknown): string | undefined => {
-  const code = field(cause, "code")
-  return typeof code === "string" ? code : undefined
-}
-
 type Kind = Verdict["kind"]
 
-const sqlKind = (error: unknown): Kind => {
-  // @effect/sql's words for a checkout that failed: nothing of the event reached the server.
-  if (messageOf(error).startsWith("Failed to acquire connection")) return "unavailable"
-  const code = codeOf(field(error, "cause"))
-  // No code at all: the driver lost the connection before the server answered.
+const sqlKind = (error: SqlError.SqlError): Kind => {
+  // A checkout that failed: nothing of the event reached the server.
+  if (isCheckoutFailure(error)) return "unavailable"
+  const code = sqlStateOf(error)
+  // No SQLSTATE (a socket's code, or none at all): the connection was lost before the server answered.
   if (code === undefined) return "unavailable"
-  if (socketCodes.has(code)) return "unavailable"
   if (unavailableSqlStates.has(code) || unavailableSqlStates.has(code.slice(0, 2))) return "unavailable"
   if (retryableSqlStates.has(code)) return "retryable"
   if (fatalSqlClasses.has(code.slice(0, 2))) return "fatal"
@@ -136,8 +126,8 @@ const kafkaKind = (error: KafkaError): Kind => {
   const last = field(cause, "name") === "KafkaJSNumberOfRetriesExceeded" ? field(cause, "cause") : cause
   const name = field(last, "name")
   if (typeof name === "string" && kafkaConnectionErrors.has(name)) return "unavailable"
-  const code = codeOf(last) ?? codeOf(field(last, "cause"))
-  if (code !== undefined && socketCodes.has(code)) return "unavailable"
+  const code = errorCodeOf(last)
+  if (code !== undefined && socketErrorCodes.has(code)) return "unavailable"
   return error.retriable ? "retryable" : "fatal"
 }
 
@@ -145,7 +135,7 @@ const judge = (error: unknown): { kind: Kind; dependency?: Dependency } => {
   const tag = tagOf(error)
   if (fatalTags.has(tag) || error instanceof MissingHeader) return { kind: "fatal" }
   if (retryableTags.has(tag)) return { kind: "retryable" }
-  if (tag === "SqlError") return { kind: sqlKind(error), dependency: "database" }
+  if (isSqlError(error)) return { kind: sqlKind(error), dependency: "database" }
   if (error instanceof KafkaError) return { kind: kafkaKind(error), dependency: "kafka" }
   if (error instanceof RedisError) return { kind: redisKind(error), dependency: "redis" }
   if (field(error, "retriable") === true) return { kind: "retryable" }
@@ -157,8 +147,8 @@ export const classify = (error: unknown): Verdict => {
   const { kind, dependency } = judge(error)
   const tag = tagOf(error)
   const base = messageOf(error)
-  const cause = tag === "SqlError" ? field(error, "cause") : undefined
-  const code = codeOf(cause)
+  const cause = isSqlError(error) ? error.cause : undefined
+  const code = errorCodeOf(cause)
   const causeMessage = cause === undefined ? undefined : messageOf(cause)
   const message = [
     code ? `[${code}]` : "",

@@ -65,7 +65,7 @@ export interface Held {
 
 export const fenceKey = (key: string) => `fence:{${key}}`
 
-export class Locks extends Context.Tag("Locks")<
+export class Locks extends Context.Tag("hashinsight/engine/Locks")<
   Locks,
   {
     /** Runs `use` while holding `key`; the fencing token is handed to it. */

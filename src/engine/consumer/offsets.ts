@@ -9,8 +9,7 @@
  * member is never rewound by our stale position.
  */
 import { Effect } from "effect"
-import type { Consumer } from "kafkajs"
-import { KafkaError } from "../../platform/kafka.ts"
+import { type KafkaConsumer, KafkaError } from "../../platform/kafka.ts"
 
 interface Position {
   readonly topic: string
@@ -19,7 +18,7 @@ interface Position {
   readonly offset: string
 }
 
-export const makeOffsetTracker = (consumer: Consumer) => {
+export const makeOffsetTracker = (consumer: KafkaConsumer) => {
   const finished = new Map<string, Position>()
   const committed = new Map<string, string>()
   let assigned: Set<string> | undefined

@@ -4,7 +4,7 @@
  * unknown type, payload that does not decode), or run its handler. Pure and synchronous.
  */
 import { Either, ParseResult, Schema } from "effect"
-import type { IHeaders } from "kafkajs"
+import type { KafkaHeaders } from "../../platform/kafka.ts"
 import { headersAsText, MissingHeader, type RecordMeta, readRecordMeta } from "../record.ts"
 import type { ConsumerDefinition, Handler, Subscription } from "./definition.ts"
 import { replayDlqIdHeader, replayGroupHeader } from "./dlq.ts"
@@ -16,7 +16,7 @@ export interface RawRecord {
   readonly offset: string
   readonly key: Buffer | null
   readonly value: Buffer | null
-  readonly headers?: IHeaders | undefined
+  readonly headers?: KafkaHeaders | undefined
 }
 
 interface Common {

@@ -59,9 +59,8 @@ export interface MemberOptions {
    */
   readonly groupBelow: number
   /**
-   * How long such a small chunk waits for others to share its transaction. `bench e2e` at 300
-   * writes/s: 20 ms made 12 events per portfolio transaction instead of 4, and the member's CPU per
-   * event 1.2 ms instead of 2.2, for 20 ms more latency at most.
+   * How long such a small chunk waits for others to share its transaction: fuller transactions and
+   * less of the member's CPU per event (README, Benchmarks), for this much more latency at most.
    */
   readonly groupLingerMs: number
   /** How often finished offsets are committed (Kafka's own default is 5 s). */

@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { sqlStateOf } from "../../platform/sql-errors.ts"
 
 /**
  * Why a relay session stopped. `fatal` errors (bad credentials, a missing publication, a schema that
@@ -31,15 +32,6 @@ const causeMessages = (cause: unknown): string => {
  */
 const fatalSqlState = (code: string) =>
   code.startsWith("28") || code.startsWith("3D") || code.startsWith("42") || code === "55000"
-
-const sqlStateOf = (cause: unknown): string | undefined => {
-  for (let c = cause, depth = 0; c && typeof c === "object" && depth < 4; depth++) {
-    const code = (c as { code?: unknown }).code
-    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code
-    c = (c as { cause?: unknown }).cause
-  }
-  return undefined
-}
 
 export const relayError = (reason: string) => (cause: unknown) => {
   const code = sqlStateOf(cause)

@@ -11,7 +11,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Effect, Queue } from "effect"
-import type { Producer } from "kafkajs"
+import type { KafkaProducer } from "../../platform/kafka.ts"
 import type { RelayConfig } from "./config.ts"
 import { advanceDelivered, deliveredBelow } from "./delivered.ts"
 import { relayError } from "./errors.ts"
@@ -19,7 +19,7 @@ import { deliver } from "./publisher.ts"
 import { type OutboxRow, recordOf } from "./records.ts"
 import { setWakeupTrigger, wakeups } from "./wakeup.ts"
 
-export const pollRelay = (config: RelayConfig, producer: Producer) =>
+export const pollRelay = (config: RelayConfig, producer: KafkaProducer) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const wake = yield* wakeups(config)

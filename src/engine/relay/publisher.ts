@@ -1,6 +1,5 @@
 import { Duration, Effect, Metric, Schedule } from "effect"
-import type { Producer } from "kafkajs"
-import { KafkaError } from "../../platform/kafka.ts"
+import { KafkaError, type KafkaProducer } from "../../platform/kafka.ts"
 import type { OutboxRecord } from "../record.ts"
 import { deliverDuration, eventsPublished, sendFailures } from "./metrics.ts"
 import { topicMessagesOf } from "./records.ts"
@@ -21,7 +20,7 @@ const retrySchedule = Schedule.exponential("100 millis", 2).pipe(
  */
 const maxEventsPerSend = 500
 
-const sendOnce = (producer: Producer, records: ReadonlyArray<OutboxRecord>) =>
+const sendOnce = (producer: KafkaProducer, records: ReadonlyArray<OutboxRecord>) =>
   Effect.tryPromise({
     try: () => producer.sendBatch({ topicMessages: topicMessagesOf(records), acks: -1 }),
     catch: (cause) => new KafkaError({ op: "sendBatch", cause }),
@@ -35,7 +34,7 @@ const sendOnce = (producer: Producer, records: ReadonlyArray<OutboxRecord>) =>
  * be interrupted, and the next relay sends the batch's events again.
  */
 export const deliver = <E, R>(
-  producer: Producer,
+  producer: KafkaProducer,
   records: ReadonlyArray<OutboxRecord>,
   confirm: Effect.Effect<void, E, R>,
 ) =>

@@ -1,4 +1,4 @@
-import type { TopicMessages } from "kafkajs"
+import type { KafkaTopicMessages } from "../../platform/kafka.ts"
 import { type OutboxRecord, recordTopic, toKafkaMessage } from "../record.ts"
 
 /** An `event_outbox` row as both relays receive it: `payload` already parsed from jsonb. */
@@ -27,8 +27,8 @@ export const recordOf = (row: OutboxRow): OutboxRecord => ({
 })
 
 /** Groups records per topic for one `sendBatch`, keeping their order within each topic. */
-export const topicMessagesOf = (records: ReadonlyArray<OutboxRecord>): Array<TopicMessages> => {
-  const byTopic = new Map<string, TopicMessages>()
+export const topicMessagesOf = (records: ReadonlyArray<OutboxRecord>): Array<KafkaTopicMessages> => {
+  const byTopic = new Map<string, KafkaTopicMessages>()
   for (const r of records) {
     const topic = recordTopic(r)
     let entry = byTopic.get(topic)

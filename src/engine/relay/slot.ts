@@ -8,7 +8,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Schedule } from "effect"
-import type { Producer } from "kafkajs"
+import type { KafkaProducer } from "../../platform/kafka.ts"
 import type { RelayConfig } from "./config.ts"
 import { deliveredBelow } from "./delivered.ts"
 import { RelayError, relayError } from "./errors.ts"
@@ -25,7 +25,7 @@ type CatchUpRow = OutboxRow & { readonly txid_text: string; readonly seq_text: s
  * late from the stream, after younger events of its aggregate. Everything that commits after this
  * snapshot commits after the slot exists and so comes from the stream.
  */
-const catchUp = (config: RelayConfig, producer: Producer) =>
+const catchUp = (config: RelayConfig, producer: KafkaProducer) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* sql`SET TRANSACTION ISOLATION LEVEL REPEATABLE READ`
@@ -50,7 +50,7 @@ const catchUp = (config: RelayConfig, producer: Producer) =>
   }).pipe((self) => Effect.flatMap(SqlClient.SqlClient, (sql) => sql.withTransaction(self)))
 
 /** Ensures the slot exists and the catch-up is done; returns the LSN to stream from. */
-export const ensureSlot = (config: RelayConfig, producer: Producer) =>
+export const ensureSlot = (config: RelayConfig, producer: KafkaProducer) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const existing = yield* sql<{ lsn: string }>`

@@ -7,8 +7,8 @@
  */
 import { SqlClient } from "@effect/sql"
 import { Chunk, Deferred, Duration, Effect, Queue, Redacted, Schedule } from "effect"
-import type { Producer } from "kafkajs"
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from "pg-logical-replication"
+import type { KafkaProducer } from "../../platform/kafka.ts"
 import type { OutboxRecord } from "../record.ts"
 import type { RelayConfig } from "./config.ts"
 import { readDeliveredBelow, walWatermark } from "./delivered.ts"
@@ -40,7 +40,7 @@ const lowWater = 20_000
 type Internals = { _connection?: { stream?: { pause?: () => void; resume?: () => void } } | null }
 const socketOf = (service: LogicalReplicationService) => (service as unknown as Internals)._connection?.stream
 
-export const walRelay = (config: RelayConfig, producer: Producer) =>
+export const walRelay = (config: RelayConfig, producer: KafkaProducer) =>
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     yield* setWakeupTrigger(false)

@@ -7,6 +7,7 @@
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import { Outbox } from "../../engine/outbox.ts"
+import { isForeignKeyViolation } from "../../platform/sql-errors.ts"
 import { Conflict, NotFound } from "../errors.ts"
 import { minerTopic } from "../topics.ts"
 import type { AddMiner, ChangeMiner, Miner } from "./schema.ts"
@@ -27,9 +28,6 @@ interface MinerRow {
 const columns = (sql: SqlClient.SqlClient) =>
   sql.literal(`id, user_id AS "userId", model_id AS "modelId", count, site,
     power_price_usd_per_kwh::float8 AS "powerPriceUsdPerKwh", status, created_at AS "createdAt"`)
-
-const isForeignKeyViolation = (e: SqlError.SqlError) =>
-  (e.cause as { code?: string } | undefined)?.code === "23503"
 
 /** A holding of a model the catalogue does not have. */
 export class UnknownModel extends Schema.TaggedError<UnknownModel>()("UnknownModel", {

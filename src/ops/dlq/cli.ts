@@ -51,7 +51,7 @@ const hours = positive("hours", "N", "only entries that failed within the last N
 const print = (asJson: boolean, data: unknown, text: string) =>
   Console.log(asJson ? JSON.stringify(data, null, 2) : text)
 
-const QueriesLive = DlqQueries.layer.pipe(Layer.provide(OperatorDb))
+const queriesLayer = DlqQueries.layer.pipe(Layer.provide(OperatorDb.layerConfig))
 
 const stats = (policies: ReadonlyArray<GroupRetryPolicy>) =>
   Command.make(
@@ -64,7 +64,7 @@ const stats = (policies: ReadonlyArray<GroupRetryPolicy>) =>
       Effect.gen(function* () {
         const report = yield* (yield* DlqStats).report(a.hours)
         yield* print(a.json, { ...report, retryPolicies: policies }, formatStats(report, policies))
-      }).pipe(Effect.provide(DlqStats.layer.pipe(Layer.provide(OperatorDb)))),
+      }).pipe(Effect.provide(DlqStats.layer.pipe(Layer.provide(OperatorDb.layerConfig)))),
   ).pipe(
     Command.withDescription("DLQ counts by topic, group and error; replay states; oldest pending; DLQ rate"),
   )
@@ -96,7 +96,7 @@ const list = Command.make(
       }
       const entries = yield* (yield* DlqQueries).list(selection, a.limit)
       yield* print(a.json, entries, formatList(entries, a.limit))
-    }).pipe(Effect.provide(QueriesLive)),
+    }).pipe(Effect.provide(queriesLayer)),
 ).pipe(Command.withDescription("DLQ entries, oldest first"))
 
 const show = Command.make(
@@ -106,7 +106,7 @@ const show = Command.make(
     Effect.gen(function* () {
       const entry = yield* (yield* DlqQueries).get(a.id)
       yield* print(a.json, entryDetail(entry), formatShow(entry))
-    }).pipe(Effect.provide(QueriesLive)),
+    }).pipe(Effect.provide(queriesLayer)),
 ).pipe(Command.withDescription("one DLQ entry whole: record, decoded value, headers, error, replay history"))
 
 const replay = Command.make(
@@ -147,10 +147,10 @@ const replay = Command.make(
         r.run(selection, a.limit, total, progress.update),
       ).pipe(
         Effect.ensuring(progress.finish),
-        Effect.provide(DlqReplay.layer.pipe(Layer.provide(Kafka.layer))),
+        Effect.provide(DlqReplay.layer.pipe(Layer.provide(Kafka.layerConfig))),
       )
       yield* print(a.json, summary, formatReplaySummary(summary))
-    }).pipe(Effect.provide(DlqQueries.layer.pipe(Layer.provideMerge(OperatorDb)))),
+    }).pipe(Effect.provide(DlqQueries.layer.pipe(Layer.provideMerge(OperatorDb.layerConfig)))),
 ).pipe(Command.withDescription("send DLQ entries back to the group that failed them"))
 
 const missingCommand = "missing command: one of stats, list, show, replay"

@@ -22,7 +22,7 @@ const reasonOf = (error: { readonly message: string; readonly cause?: unknown })
   return error.message
 }
 
-export const OperatorDb = Layer.unwrapEffect(
+const layerConfig = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) =>
     PgClient.layer({
       url: config.databaseUrl,
@@ -37,3 +37,5 @@ export const OperatorDb = Layer.unwrapEffect(
     ),
   ),
 )
+
+export const OperatorDb = { layerConfig }

@@ -17,7 +17,7 @@ export class DlqEntryNotFound extends Schema.TaggedError<DlqEntryNotFound>()("Dl
 
 type QueryError = SqlError.SqlError | ParseResult.ParseError
 
-export class DlqQueries extends Context.Tag("DlqQueries")<
+export class DlqQueries extends Context.Tag("hashinsight/ops/DlqQueries")<
   DlqQueries,
   {
     readonly list: (selection: Selection, limit: number) => Effect.Effect<ReadonlyArray<DlqEntry>, QueryError>

@@ -15,9 +15,8 @@
  */
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Context, Duration, Effect, Either, Layer, type ParseResult, Schema } from "effect"
-import type { Message, Producer } from "kafkajs"
 import { openTwinOf, replayDlqIdHeader, replayGroupHeader } from "../../engine/consumer/dlq.ts"
-import { Kafka, KafkaError } from "../../platform/kafka.ts"
+import { Kafka, KafkaError, type KafkaMessage, type KafkaProducer } from "../../platform/kafka.ts"
 import { DlqEntry, entryColumns } from "./entry.ts"
 import { type Selection, whereOf } from "./selection.ts"
 
@@ -43,7 +42,7 @@ export interface ReplaySummary {
 
 export type OnProgress = (done: number, total: number) => Effect.Effect<void>
 
-export const replayMessage = (entry: DlqEntry): Message => ({
+export const replayMessage = (entry: DlqEntry): KafkaMessage => ({
   key: entry.key,
   value: entry.value,
   headers: {
@@ -53,7 +52,7 @@ export const replayMessage = (entry: DlqEntry): Message => ({
   },
 })
 
-const send = (producer: Producer, entry: DlqEntry) =>
+const send = (producer: KafkaProducer, entry: DlqEntry) =>
   Effect.tryPromise({
     try: () => producer.send({ topic: entry.topic, messages: [replayMessage(entry)] }),
     catch: (cause) => new KafkaError({ op: "send", cause }),
@@ -66,7 +65,7 @@ const send = (producer: Producer, entry: DlqEntry) =>
 
 type ReplayError = SqlError.SqlError | ParseResult.ParseError
 
-export class DlqReplay extends Context.Tag("DlqReplay")<
+export class DlqReplay extends Context.Tag("hashinsight/ops/DlqReplay")<
   DlqReplay,
   {
     /**

@@ -56,7 +56,7 @@ const sumCounts = (rows: ReadonlyArray<StatusCounts>): StatusCounts =>
     { total: 0, pending: 0, replaying: 0, replayed: 0, failed: 0, occurrences: 0 },
   )
 
-export class DlqStats extends Context.Tag("DlqStats")<
+export class DlqStats extends Context.Tag("hashinsight/ops/DlqStats")<
   DlqStats,
   { readonly report: (windowHours: number) => Effect.Effect<DlqStatsReport, SqlError.SqlError> }
 >() {
