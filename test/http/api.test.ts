@@ -78,6 +78,33 @@ describe("HTTP API edge", () => {
     }),
   )
 
+  effectTest("a request with several problems is answered with all of them, each with its path", () =>
+    Effect.gen(function* () {
+      const api = yield* startApi()
+      const t = yield* newTenant
+      const post = (path: string, body: unknown) =>
+        api.call(path, { method: "POST", key: t.key, body: JSON.stringify(body) })
+      const pathsOf = (reply: { status: number; json: unknown }) => {
+        expect(reply.status).toBe(400)
+        expect((reply.json as { type: string }).type).toBe(problemType("validation"))
+        return (reply.json as { errors: Array<{ path: string; message: string }> }).errors.map((e) => e.path)
+      }
+      // Two required fields missing: both named.
+      expect(
+        pathsOf(yield* post("/api/ops/market", { btcPriceUsd: 95000, blockRewardBtc: 3.125 })).sort(),
+      ).toEqual(["difficulty", "feesBtcPerBlock"])
+      // Missing, empty and mistyped fields at once.
+      expect(pathsOf(yield* post("/api/miners", { userId: "", count: "three" })).sort()).toEqual([
+        "count",
+        "modelId",
+        "powerPriceUsdPerKwh",
+        "site",
+        "userId",
+      ])
+      expect(pathsOf(yield* post("/api/crm/contacts", {})).length).toBeGreaterThan(1)
+    }),
+  )
+
   effectTest("serves the OpenAPI document and the docs page from the same definitions", () =>
     Effect.gen(function* () {
       const api = yield* startApi()
