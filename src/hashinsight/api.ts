@@ -15,6 +15,7 @@ import {
   UnsupportedMediaType,
   ValidationProblem,
 } from "../http/problem.ts"
+import { schemasGroup } from "../http/schemas-api.ts"
 import { observeGroup } from "../observe/api.ts"
 import { CatalogueGroup } from "./catalogue/api.ts"
 import { CrmGroup } from "./crm/api.ts"
@@ -36,6 +37,7 @@ export class HashInsightApi extends reportingEveryProblem(
     .add(TreasuryGroup)
     .add(CrmGroup)
     .add(observeGroup(Object.keys(healthChecks)))
+    .add(schemasGroup)
     .addError(ValidationProblem)
     .addError(MalformedBody)
     .addError(Unauthorized)
