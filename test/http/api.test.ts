@@ -23,13 +23,25 @@ describe("HTTP API edge", () => {
       expect(events).toHaveLength(1)
       expect(events[0]).toMatchObject({
         tenantId: t.id,
-        payload: { minerId: miner.id, count: 3, site: "texas-1" },
+        payload: { minerId: miner.id, count: 3, site: "texas-1", firmware: null },
+        eventVersion: 2,
       })
       const listed = yield* api.call("/api/miners?userId=user-1", { key: t.key })
       expect(listed.status).toBe(200)
       expect(listed.json).toEqual([created.json])
       const one = yield* api.call(`/api/miners/${miner.id}`, { key: t.key })
       expect(one.json).toEqual(created.json)
+
+      // MinerAdded v2 carries the firmware given.
+      const flashed = yield* api.call("/api/miners", {
+        method: "POST",
+        key: t.key,
+        body: addMinerBody({ firmware: "braiins-os-24.03" }),
+      })
+      expect(flashed.json).toMatchObject({ firmware: "braiins-os-24.03" })
+      expect(yield* minerAddedEvents((flashed.json as { id: string }).id)).toMatchObject([
+        { payload: { firmware: "braiins-os-24.03" }, eventVersion: 2 },
+      ])
     }),
   )
 

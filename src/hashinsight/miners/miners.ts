@@ -20,13 +20,14 @@ interface MinerRow {
   readonly count: number
   readonly site: string
   readonly powerPriceUsdPerKwh: number
+  readonly firmware: string | null
   readonly status: string
   readonly createdAt: Date
 }
 
 const columns = (sql: SqlClient.SqlClient) =>
   sql.literal(`id, user_id AS "userId", model_id AS "modelId", count, site,
-    power_price_usd_per_kwh::float8 AS "powerPriceUsdPerKwh", status, created_at AS "createdAt"`)
+    power_price_usd_per_kwh::float8 AS "powerPriceUsdPerKwh", firmware, status, created_at AS "createdAt"`)
 
 const isForeignKeyViolation = (e: SqlError.SqlError) =>
   (e.cause as { code?: string } | undefined)?.code === "23503"
@@ -70,9 +71,9 @@ export class Miners extends Context.Tag("hashinsight/app/Miners")<
         const sql = yield* SqlClient.SqlClient
         const id = Bun.randomUUIDv7()
         const [row] = yield* sql<MinerRow>`
-          INSERT INTO miners (id, tenant_id, user_id, model_id, count, site, power_price_usd_per_kwh)
+          INSERT INTO miners (id, tenant_id, user_id, model_id, count, site, power_price_usd_per_kwh, firmware)
           VALUES (${id}, ${tenantId}, ${input.userId}, ${input.modelId}, ${input.count}, ${input.site},
-                  ${input.powerPriceUsdPerKwh})
+                  ${input.powerPriceUsdPerKwh}, ${input.firmware ?? null})
           RETURNING ${columns(sql)}`.pipe(
           Effect.catchIf(isForeignKeyViolation, () =>
             Effect.fail(new UnknownModel({ modelId: input.modelId })),
@@ -92,6 +93,7 @@ export class Miners extends Context.Tag("hashinsight/app/Miners")<
                 count: miner.count,
                 site: miner.site,
                 powerPriceUsdPerKwh: miner.powerPriceUsdPerKwh,
+                firmware: miner.firmware,
               },
             },
           ])
