@@ -1,7 +1,8 @@
 /**
- * `Outbox.append`: encodes typed events with their topic's Schemas (each event type's latest version,
- * whose number the row records in `event_version`) and inserts them into `event_outbox` inside the caller's SQL transaction, so the business write and its events commit
- * or roll back together. Called outside `sql.withTransaction` it fails with
+ * `Outbox.append`: encodes typed events with their topic's Schemas (each event type's latest
+ * version, whose number the row records in `event_version`) and inserts them into `event_outbox`
+ * inside the caller's SQL transaction, so the business write and its events commit or roll back
+ * together. Called outside `sql.withTransaction` it fails with
  * `OutboxOutsideTransaction` instead of autocommitting.
  */
 import { SqlClient, type SqlError } from "@effect/sql"

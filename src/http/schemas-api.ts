@@ -18,7 +18,7 @@ const JsonSchemaDocument = Schema.Object.annotations({
   },
 })
 
-export const EventSchemas = Schema.Struct({
+const SchemasResponse = Schema.Struct({
   versionHeader: Schema.Literal(versionHeader).annotations({
     description: "The Kafka header that names the version a record was written as; absent means 1",
   }),
@@ -39,7 +39,7 @@ export const EventSchemas = Schema.Struct({
 
 export const schemasGroup = HttpApiGroup.make("schemas").add(
   HttpApiEndpoint.get("schemas", "/api/schemas")
-    .addSuccess(EventSchemas)
+    .addSuccess(SchemasResponse)
     .annotate(OpenApi.Summary, "The JSON Schema of every event type's payload, per topic and version"),
 )
 
