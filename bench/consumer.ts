@@ -43,6 +43,7 @@ const produceBacklog = (topic: string, events: number) =>
           type: "Tick",
           payload: JSON.stringify({ userId: user, n }),
           tenantId: tenants[(n % 500) % tenants.length]!,
+          eventVersion: 1,
           traceparent: null,
         })
       })

@@ -94,6 +94,7 @@ export const run = async ({ ops }: FlagValues<typeof flags>) => {
         count: 2,
         site: "s",
         powerPriceUsdPerKwh: 0.05,
+        firmware: null,
       },
     })
     const scenarios: ReadonlyArray<readonly [string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>]> =

@@ -1,7 +1,8 @@
 /**
- * `Outbox.append`: encodes typed events with their topic's Schemas and inserts them into
- * `event_outbox` inside the caller's SQL transaction, so the business write and its events commit
- * or roll back together. Called outside `sql.withTransaction` it fails with
+ * `Outbox.append`: encodes typed events with their topic's Schemas (each event type's latest
+ * version, whose number the row records in `event_version`) and inserts them into `event_outbox`
+ * inside the caller's SQL transaction, so the business write and its events commit or roll back
+ * together. Called outside `sql.withTransaction` it fails with
  * `OutboxOutsideTransaction` instead of autocommitting.
  */
 import { SqlClient, type SqlError } from "@effect/sql"
@@ -59,6 +60,7 @@ export class Outbox extends Context.Tag("hashinsight/engine/Outbox")<
             payload: JSON.stringify(encoded),
             tenant_id: e.tenantId,
             traceparent: e.traceparent ?? null,
+            event_version: topic.versions[e.type]!.version,
           })),
         )
         yield* sql`INSERT INTO event_outbox ${sql.insert(rows)}`

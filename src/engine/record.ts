@@ -3,7 +3,8 @@
  * it — identical to Debezium's outbox event router with `route.topic.replacement=events.${routedByValue}`,
  * `table.expand.json.payload=true` and `type`/`tenant_id` placed as headers:
  * topic `events.<aggregatetype>`, key = aggregateid, value = payload JSON,
- * headers `id`, `eventType`, `tenantId` (+ `traceparent`).
+ * headers `id`, `eventType`, `tenantId`, `eventVersion` (+ `traceparent`). A record without
+ * `eventVersion` (written before versions existed) is version 1.
  */
 import { Schema } from "effect"
 import type { KafkaHeaders, KafkaMessage } from "../platform/kafka.ts"
@@ -19,12 +20,22 @@ export interface OutboxRecord {
   readonly payload: string
   readonly tenantId: string
   readonly traceparent: string | null
+  /** The payload's schema version (`event_outbox.event_version`). */
+  readonly eventVersion: number
 }
 
 export const recordTopic = (r: OutboxRecord) => topicNameOf(r.aggregatetype)
 
+/** The payload's schema version; a record without it (written before versions existed) is version 1. */
+export const versionHeader = "eventVersion"
+
 export const toKafkaMessage = (r: OutboxRecord): KafkaMessage => {
-  const headers: KafkaHeaders = { id: r.id, eventType: r.type, tenantId: r.tenantId }
+  const headers: KafkaHeaders = {
+    id: r.id,
+    eventType: r.type,
+    tenantId: r.tenantId,
+    [versionHeader]: String(r.eventVersion),
+  }
   if (r.traceparent) headers.traceparent = r.traceparent
   return { key: r.aggregateid, value: r.payload, headers }
 }

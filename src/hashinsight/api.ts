@@ -1,9 +1,11 @@
 /**
  * The HashInsight HTTP API as one `HttpApi` value: the server, `/openapi.json` and `/docs` are all
  * derived from it. Problems every route can answer with are declared here once: the edge's own, and
- * the domain's 404, whose document is also what the edge answers for a path it does not serve.
+ * the domain's 404, whose document is also what the edge answers for a path it does not serve. A
+ * request that does not match a route's schemas is answered with every problem at once.
  */
 import { HttpApi, OpenApi } from "@effect/platform"
+import { reportingEveryProblem } from "../http/every-problem.ts"
 import {
   InternalProblem,
   MalformedBody,
@@ -13,6 +15,7 @@ import {
   UnsupportedMediaType,
   ValidationProblem,
 } from "../http/problem.ts"
+import { schemasGroup } from "../http/schemas-api.ts"
 import { observeGroup } from "../observe/api.ts"
 import { CatalogueGroup } from "./catalogue/api.ts"
 import { CrmGroup } from "./crm/api.ts"
@@ -24,25 +27,28 @@ import { PortfolioGroup } from "./portfolio/api.ts"
 import { NotFoundProblem } from "./problems.ts"
 import { TreasuryGroup } from "./treasury/api.ts"
 
-export class HashInsightApi extends HttpApi.make("hashinsight")
-  .add(CatalogueGroup)
-  .add(MinersGroup)
-  .add(PortfolioGroup)
-  .add(ForecastsGroup)
-  .add(OpsGroup)
-  .add(TreasuryGroup)
-  .add(CrmGroup)
-  .add(observeGroup(Object.keys(healthChecks)))
-  .addError(ValidationProblem)
-  .addError(MalformedBody)
-  .addError(Unauthorized)
-  .addError(NotFoundProblem)
-  .addError(PayloadTooLarge)
-  .addError(UnsupportedMediaType)
-  .addError(ServiceUnavailable)
-  .addError(InternalProblem)
-  .annotate(OpenApi.Title, "HashInsight API")
-  .annotate(
-    OpenApi.Description,
-    "Mining-portfolio API. Authenticate with `Authorization: Bearer <api key>`; errors are application/problem+json.",
-  ) {}
+export class HashInsightApi extends reportingEveryProblem(
+  HttpApi.make("hashinsight")
+    .add(CatalogueGroup)
+    .add(MinersGroup)
+    .add(PortfolioGroup)
+    .add(ForecastsGroup)
+    .add(OpsGroup)
+    .add(TreasuryGroup)
+    .add(CrmGroup)
+    .add(observeGroup(Object.keys(healthChecks)))
+    .add(schemasGroup)
+    .addError(ValidationProblem)
+    .addError(MalformedBody)
+    .addError(Unauthorized)
+    .addError(NotFoundProblem)
+    .addError(PayloadTooLarge)
+    .addError(UnsupportedMediaType)
+    .addError(ServiceUnavailable)
+    .addError(InternalProblem)
+    .annotate(OpenApi.Title, "HashInsight API")
+    .annotate(
+      OpenApi.Description,
+      "Mining-portfolio API. Authenticate with `Authorization: Bearer <api key>`; errors are application/problem+json.",
+    ),
+) {}

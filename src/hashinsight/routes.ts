@@ -6,6 +6,7 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Layer } from "effect"
 import { Cache } from "../engine/cache/swr.ts"
+import { schemasResponse } from "../http/schemas-api.ts"
 import { healthResponse, metricsResponse } from "../observe/handlers.ts"
 import { Health } from "../observe/health.ts"
 import { HashInsightApi } from "./api.ts"
@@ -17,10 +18,15 @@ import { healthChecks } from "./health.ts"
 import { MinersRoutes } from "./miners/handlers.ts"
 import { OpsRoutes } from "./ops/handlers.ts"
 import { PortfolioRoutes } from "./portfolio/handlers.ts"
+import { topics } from "./topics.ts"
 import { TreasuryRoutes } from "./treasury/handlers.ts"
 
 export const ObserveRoutes = HttpApiBuilder.group(HashInsightApi, "observe", (handlers) =>
   handlers.handleRaw("health", () => healthResponse).handleRaw("metrics", () => metricsResponse),
+)
+
+export const SchemasRoutes = HttpApiBuilder.group(HashInsightApi, "schemas", (handlers) =>
+  handlers.handle("schemas", schemasResponse(topics)),
 )
 
 const health = Health.layer({
@@ -40,4 +46,5 @@ export const HashInsightRoutes = Layer.mergeAll(
   TreasuryRoutes,
   CrmRoutes,
   ObserveRoutes.pipe(Layer.provide(health)),
+  SchemasRoutes,
 ).pipe(Layer.provide(Cache.layer))

@@ -1,9 +1,12 @@
 /**
- * HashInsight's topics, each declared once with a payload Schema per event type. The relay routes
- * by aggregate type (`events.miner`, `events.treasury`, `events.ops`, `events.crm`); consumers
- * decode with these Schemas.
+ * HashInsight's topics, each declared once with a payload Schema per event type (or its versions).
+ * The relay routes by aggregate type (`events.miner`, `events.treasury`, `events.ops`, `events.crm`);
+ * consumers decode with these Schemas. A change that would break records already written is a new
+ * version with an upcast: `bun run schemas check` (part of `bun run check`) holds the declarations
+ * to the snapshot under `schemas/`.
  */
 import { Schema } from "effect"
+import { eventVersions } from "../engine/event-versions.ts"
 import { defineTopic } from "../engine/topic.ts"
 
 const UserId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128))
@@ -19,8 +22,15 @@ export const MinerHolding = Schema.Struct({
   powerPriceUsdPerKwh: NonNegative,
 })
 
+/** v2 of MinerAdded: the holding's firmware, null when none was given. */
+export const MinerAddedV2 = Schema.Struct({
+  ...MinerHolding.fields,
+  firmware: Schema.NullOr(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64))),
+})
+
 export const minerTopic = defineTopic("miner", {
-  MinerAdded: MinerHolding,
+  // A v1 holding was added before firmware was recorded: it has none.
+  MinerAdded: eventVersions(MinerHolding).next(MinerAddedV2, (v1) => ({ ...v1, firmware: null })),
   MinerChanged: MinerHolding,
   MinerRetired: Schema.Struct({ minerId: Schema.String, userId: UserId }),
 })

@@ -77,6 +77,7 @@ describe("docs/engine.md example", () => {
             payload: row!.payload,
             tenantId,
             traceparent: null,
+            eventVersion: 1,
           })
           const producer = yield* (yield* Kafka).producer()
           yield* Effect.promise(() => producer.send({ topic: orderTopic.name, messages: [again] }))

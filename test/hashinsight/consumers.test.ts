@@ -7,9 +7,12 @@ import { SqlClient } from "@effect/sql"
 import { Deferred, Effect } from "effect"
 import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
 import { Fatal } from "../../src/engine/consumer/errors.ts"
+import { makeParser } from "../../src/engine/consumer/records.ts"
 import { decodeRetryPolicy } from "../../src/engine/consumer/retry.ts"
+import { versionHeader } from "../../src/engine/record.ts"
 import { afterUnit } from "../../src/hashinsight/consumers/after-unit.ts"
 import { consumers } from "../../src/hashinsight/consumers/index.ts"
+import { minerTopic } from "../../src/hashinsight/topics.ts"
 import {
   dlqRows,
   ensureEffectsTable,
@@ -82,4 +85,41 @@ describe("afterUnit", () => {
       }),
     { timeout: 60_000 },
   )
+})
+
+describe("MinerAdded versions", () => {
+  const holding = {
+    minerId: "0190f0a4-0000-7000-8000-00000000a001",
+    userId: "user-1",
+    modelId: "antminer-s21",
+    count: 2,
+    site: "texas-1",
+    powerPriceUsdPerKwh: 0.05,
+  }
+  const record = (payload: object, version: string | undefined) => ({
+    topic: minerTopic.name,
+    partition: 0,
+    offset: "0",
+    key: Buffer.from(holding.minerId),
+    value: Buffer.from(JSON.stringify(payload)),
+    headers: {
+      id: crypto.randomUUID(),
+      eventType: "MinerAdded",
+      tenantId: crypto.randomUUID(),
+      ...(version === undefined ? {} : { [versionHeader]: version }),
+    },
+  })
+
+  test("one written before v2 (no version header, as Debezium relayed it) reaches the portfolio and intel handlers with no firmware", () => {
+    for (const consumer of [consumers.portfolio!, consumers.intel!]) {
+      const parse = makeParser(consumer)
+      for (const old of [record(holding, undefined), record(holding, "1")]) {
+        const parsed = parse(old)
+        expect(parsed._tag).toBe("Ready")
+        expect(parsed._tag === "Ready" && parsed.payload).toEqual({ ...holding, firmware: null })
+      }
+      const current = parse(record({ ...holding, firmware: "braiins-os" }, "2"))
+      expect(current._tag === "Ready" && current.payload).toEqual({ ...holding, firmware: "braiins-os" })
+    }
+  })
 })

@@ -23,13 +23,25 @@ describe("HTTP API edge", () => {
       expect(events).toHaveLength(1)
       expect(events[0]).toMatchObject({
         tenantId: t.id,
-        payload: { minerId: miner.id, count: 3, site: "texas-1" },
+        payload: { minerId: miner.id, count: 3, site: "texas-1", firmware: null },
+        eventVersion: 2,
       })
       const listed = yield* api.call("/api/miners?userId=user-1", { key: t.key })
       expect(listed.status).toBe(200)
       expect(listed.json).toEqual([created.json])
       const one = yield* api.call(`/api/miners/${miner.id}`, { key: t.key })
       expect(one.json).toEqual(created.json)
+
+      // MinerAdded v2 carries the firmware given.
+      const flashed = yield* api.call("/api/miners", {
+        method: "POST",
+        key: t.key,
+        body: addMinerBody({ firmware: "braiins-os-24.03" }),
+      })
+      expect(flashed.json).toMatchObject({ firmware: "braiins-os-24.03" })
+      expect(yield* minerAddedEvents((flashed.json as { id: string }).id)).toMatchObject([
+        { payload: { firmware: "braiins-os-24.03" }, eventVersion: 2 },
+      ])
     }),
   )
 
@@ -75,6 +87,33 @@ describe("HTTP API edge", () => {
         errors: Array<{ path: string }>
       }
       expect(validation.errors.map((e) => e.path)).toContain("count")
+    }),
+  )
+
+  effectTest("a request with several problems is answered with all of them, each with its path", () =>
+    Effect.gen(function* () {
+      const api = yield* startApi()
+      const t = yield* newTenant
+      const post = (path: string, body: unknown) =>
+        api.call(path, { method: "POST", key: t.key, body: JSON.stringify(body) })
+      const pathsOf = (reply: { status: number; json: unknown }) => {
+        expect(reply.status).toBe(400)
+        expect((reply.json as { type: string }).type).toBe(problemType("validation"))
+        return (reply.json as { errors: Array<{ path: string; message: string }> }).errors.map((e) => e.path)
+      }
+      // Two required fields missing: both named.
+      expect(
+        pathsOf(yield* post("/api/ops/market", { btcPriceUsd: 95000, blockRewardBtc: 3.125 })).sort(),
+      ).toEqual(["difficulty", "feesBtcPerBlock"])
+      // Missing, empty and mistyped fields at once.
+      expect(pathsOf(yield* post("/api/miners", { userId: "", count: "three" })).sort()).toEqual([
+        "count",
+        "modelId",
+        "powerPriceUsdPerKwh",
+        "site",
+        "userId",
+      ])
+      expect(pathsOf(yield* post("/api/crm/contacts", {})).length).toBeGreaterThan(1)
     }),
   )
 

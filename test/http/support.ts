@@ -113,7 +113,8 @@ export const minerAddedEvents = (minerId: string) =>
   Effect.flatMap(
     SqlClient.SqlClient,
     (sql) =>
-      sql<{ tenantId: string; payload: unknown }>`SELECT tenant_id AS "tenantId", payload FROM event_outbox
+      sql<{ tenantId: string; payload: unknown; eventVersion: number }>`
+        SELECT tenant_id AS "tenantId", payload, event_version AS "eventVersion" FROM event_outbox
         WHERE aggregatetype = 'miner' AND type = 'MinerAdded' AND aggregateid = ${minerId}`,
   )
 

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs"
 import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { toKafkaMessage } from "../../src/engine/record.ts"
+import { toKafkaMessage, versionHeader } from "../../src/engine/record.ts"
 import { relayDefaults } from "../../src/engine/relay/index.ts"
 import { topicNameOf } from "../../src/engine/topic.ts"
 import { topics } from "../../src/hashinsight/topics.ts"
@@ -58,7 +58,12 @@ describe("Debezium outbox connector config", () => {
     expect(config["key.converter"]).toBe("org.apache.kafka.connect.storage.StringConverter")
     expect(config["value.converter"]).toBe("org.apache.kafka.connect.json.JsonConverter")
     expect(config["value.converter.schemas.enable"]).toBe("false")
-    expect(headerPlacement).toEqual({ type: "eventType", tenant_id: "tenantId", traceparent: "traceparent" })
+    expect(headerPlacement).toEqual({
+      type: "eventType",
+      tenant_id: "tenantId",
+      event_version: versionHeader,
+      traceparent: "traceparent",
+    })
 
     // The headers our relay writes are exactly Debezium's: the event id header plus the placements.
     const message = toKafkaMessage({
@@ -69,6 +74,7 @@ describe("Debezium outbox connector config", () => {
       payload: "{}",
       tenantId: "6f0c1e0a-4b1d-4c5e-9a77-5d0b6b0c0a01",
       traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+      eventVersion: 2,
     })
     const eventIdHeader = router("table.field.event.id")
     expect(eventIdHeader).toBe("id")
@@ -76,6 +82,8 @@ describe("Debezium outbox connector config", () => {
       [eventIdHeader!, ...Object.values(headerPlacement)].sort(),
     )
     expect(message.key).toBe("miner-1")
+    // Debezium's StringConverter writes an integer column as its decimal text, as we do.
+    expect(message.headers?.[versionHeader]).toBe("2")
   })
 
   effectTest("names only columns event_outbox has", () =>

@@ -95,12 +95,12 @@ describe.each(["wal", "poll"] as const)("%s relay", (mode) => {
         ])
         expect(received.find((r) => r.key === "agg-2")).toMatchObject({
           value: { aggregate: "agg-2", n: 1, note: "traced" },
-          headers: { id: a2n1!, eventType: "Happened", tenantId, traceparent },
+          headers: { id: a2n1!, eventType: "Happened", tenantId, eventVersion: "1", traceparent },
         })
         expect(received.find((r) => r.headers.id === a1noted)).toEqual({
           key: "agg-1",
           value: { text: 'héllo "quoted"' },
-          headers: { id: a1noted!, eventType: "Noted", tenantId },
+          headers: { id: a1noted!, eventType: "Noted", tenantId, eventVersion: "1" },
           partition: received.find((r) => r.headers.id === a1n1)!.partition,
         })
         expect(received).toHaveLength(4)

@@ -69,6 +69,7 @@ export const workRecord = (
     payload: JSON.stringify(payload),
     tenantId,
     traceparent: null,
+    eventVersion: 1,
   })
   return { id, tenantId, key: m.key as string, value: m.value as string, headers: m.headers! }
 }

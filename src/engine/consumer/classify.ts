@@ -74,7 +74,14 @@ const kafkaConnectionErrors = new Set([
   "KafkaJSNoBrokerAvailableError",
 ])
 
-const fatalTags = new Set(["Fatal", "DecodeFailed", "UnknownEventType", "MalformedHeader", "MissingHeader"])
+const fatalTags = new Set([
+  "Fatal",
+  "DecodeFailed",
+  "UnknownEventType",
+  "UnknownEventVersion",
+  "MalformedHeader",
+  "MissingHeader",
+])
 const retryableTags = new Set(["Retryable", "LockContended", "FencingRejected"])
 
 const tagOf = (error: unknown): string => {

@@ -14,6 +14,8 @@ export interface EventMeta {
   readonly eventType: string
   readonly tenantId: string
   readonly traceparent: string | undefined
+  /** The version the record was written as; the payload has been upcast to the latest. */
+  readonly eventVersion: number
   readonly topic: string
   readonly partition: number
   readonly offset: string

@@ -37,6 +37,20 @@ export class UnknownEventType extends Schema.TaggedError<UnknownEventType>()("Un
   }
 }
 
+/**
+ * The record was written as a version of its event type this consumer does not declare (newer than
+ * its latest, or no version number at all): dead-lettered, to be replayed once the consumer knows it.
+ */
+export class UnknownEventVersion extends Schema.TaggedError<UnknownEventVersion>()("UnknownEventVersion", {
+  eventType: Schema.String,
+  version: Schema.String,
+  latest: Schema.Number,
+}) {
+  override get message() {
+    return `${this.eventType} version '${this.version.slice(0, 80)}' is not one this consumer declares (v1 to v${this.latest})`
+  }
+}
+
 /** A contract header is present but unusable (event and tenant ids are UUIDs). */
 export class MalformedHeader extends Schema.TaggedError<MalformedHeader>()("MalformedHeader", {
   header: Schema.String,

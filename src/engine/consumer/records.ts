@@ -1,14 +1,16 @@
 /**
  * From a Kafka record to what the runtime does with it: skip it (another group's replay, a type
  * this consumer does not handle), dead-letter it at once (poison: missing or malformed headers,
- * unknown type, payload that does not decode), or run its handler. Pure and synchronous.
+ * unknown type or version, payload that does not decode as the version it was written as), or run
+ * its handler with the payload upcast to the latest version. Pure and synchronous.
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either } from "effect"
 import type { KafkaHeaders } from "../../platform/kafka.ts"
-import { headersAsText, MissingHeader, type RecordMeta, readRecordMeta } from "../record.ts"
+import { decodeVersion } from "../event-versions.ts"
+import { headersAsText, MissingHeader, type RecordMeta, readRecordMeta, versionHeader } from "../record.ts"
 import type { ConsumerDefinition, Handler, Subscription } from "./definition.ts"
 import { replayDlqIdHeader, replayGroupHeader } from "./dlq.ts"
-import { DecodeFailed, Fatal, MalformedHeader, UnknownEventType } from "./errors.ts"
+import { DecodeFailed, Fatal, MalformedHeader, UnknownEventType, UnknownEventVersion } from "./errors.ts"
 
 export interface RawRecord {
   readonly topic: string
@@ -29,12 +31,18 @@ export type Parsed =
   | (Common & { readonly _tag: "Skip"; readonly reason: "replay-other-group" | "unhandled" })
   | (Common & {
       readonly _tag: "Poison"
-      readonly error: MissingHeader | MalformedHeader | UnknownEventType | DecodeFailed | Fatal
+      readonly error:
+        | MissingHeader
+        | MalformedHeader
+        | UnknownEventType
+        | UnknownEventVersion
+        | DecodeFailed
+        | Fatal
       readonly meta: Partial<RecordMeta>
     })
   | (Common & {
       readonly _tag: "Ready"
-      readonly meta: RecordMeta
+      readonly meta: RecordMeta & { readonly eventVersion: number }
       readonly payload: unknown
       readonly handler: Handler<unknown, any>
       readonly lockKey: string | undefined
@@ -43,6 +51,7 @@ export type Parsed =
 export type Ready = Extract<Parsed, { _tag: "Ready" }>
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const versionNumber = /^[1-9][0-9]{0,8}$/
 
 export const makeParser = <R>(def: ConsumerDefinition<R>) => {
   const byTopic = new Map<string, Subscription<R>>(def.subscriptions.map((s) => [s.topic.name, s]))
@@ -67,7 +76,7 @@ export const makeParser = <R>(def: ConsumerDefinition<R>) => {
     }
     // The ids as PostgreSQL writes a uuid: the inbox claim answers with those, matched to the record's.
     const meta = { ...read, eventId: read.eventId.toLowerCase(), tenantId: read.tenantId.toLowerCase() }
-    const poison = (error: UnknownEventType | DecodeFailed | Fatal): Parsed => ({
+    const poison = (error: UnknownEventType | UnknownEventVersion | DecodeFailed | Fatal): Parsed => ({
       ...common,
       _tag: "Poison",
       error,
@@ -75,10 +84,18 @@ export const makeParser = <R>(def: ConsumerDefinition<R>) => {
     })
 
     const sub = byTopic.get(raw.topic)
-    const schema = sub?.topic.events[meta.eventType]
-    if (!sub || !schema) return poison(new UnknownEventType({ topic: raw.topic, eventType: meta.eventType }))
+    const history = sub?.topic.versions[meta.eventType]
+    if (!sub || !history) return poison(new UnknownEventType({ topic: raw.topic, eventType: meta.eventType }))
     const handler = sub.handlers[meta.eventType]
     if (!handler) return { ...common, _tag: "Skip", reason: "unhandled" }
+
+    const versionText = headers[versionHeader] ?? "1"
+    const eventVersion = versionNumber.test(versionText) ? Number(versionText) : undefined
+    const unknownVersion = () =>
+      poison(
+        new UnknownEventVersion({ eventType: meta.eventType, version: versionText, latest: history.version }),
+      )
+    if (eventVersion === undefined) return unknownVersion()
 
     let json: unknown
     try {
@@ -88,22 +105,32 @@ export const makeParser = <R>(def: ConsumerDefinition<R>) => {
         new DecodeFailed({ eventType: meta.eventType, reason: `not JSON (${(e as Error).message})` }),
       )
     }
-    const decoded = Schema.decodeUnknownEither(schema)(json)
+    const decoded = decodeVersion(history, eventVersion, json)
     if (Either.isLeft(decoded))
-      return poison(
-        new DecodeFailed({
-          eventType: meta.eventType,
-          reason: ParseResult.TreeFormatter.formatErrorSync(decoded.left),
-        }),
-      )
+      return decoded.left._tag === "UnknownVersion"
+        ? unknownVersion()
+        : poison(new DecodeFailed({ eventType: meta.eventType, reason: decoded.left.reason }))
 
     let lockKey: string | undefined
     try {
-      lockKey = sub.lockKey?.(decoded.right, { ...meta, ...position(raw), attempt: 0, lock: undefined })
+      lockKey = sub.lockKey?.(decoded.right, {
+        ...meta,
+        eventVersion,
+        ...position(raw),
+        attempt: 0,
+        lock: undefined,
+      })
     } catch (e) {
       return poison(new Fatal({ message: `lockKey function threw: ${String(e)}` }))
     }
-    return { ...common, _tag: "Ready", meta, payload: decoded.right, handler, lockKey }
+    return {
+      ...common,
+      _tag: "Ready",
+      meta: { ...meta, eventVersion },
+      payload: decoded.right,
+      handler,
+      lockKey,
+    }
   }
 }
 

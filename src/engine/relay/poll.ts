@@ -26,7 +26,7 @@ export const pollRelay = (config: RelayConfig, producer: KafkaProducer) =>
     yield* setWakeupTrigger(true)
 
     const visibleBatch = sql<OutboxRow & { readonly txid_text: string; readonly xmin: string }>`
-      SELECT id, aggregatetype, aggregateid, type, payload, tenant_id, traceparent,
+      SELECT id, aggregatetype, aggregateid, type, payload, tenant_id, traceparent, event_version,
              txid::text AS txid_text, pg_snapshot_xmin(pg_current_snapshot())::text AS xmin
       FROM event_outbox
       WHERE published_at IS NULL AND txid >= ${deliveredBelow(sql)}

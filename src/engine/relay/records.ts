@@ -10,6 +10,8 @@ export interface OutboxRow {
   readonly payload: unknown
   readonly tenant_id: string
   readonly traceparent: string | null
+  /** Absent from a WAL insert decoded with a relation from before migration 045. */
+  readonly event_version?: number | string | null
 }
 
 /**
@@ -24,6 +26,7 @@ export const recordOf = (row: OutboxRow): OutboxRecord => ({
   payload: JSON.stringify(row.payload),
   tenantId: row.tenant_id,
   traceparent: row.traceparent,
+  eventVersion: Number(row.event_version ?? 1),
 })
 
 /** Groups records per topic for one `sendBatch`, keeping their order within each topic. */

@@ -34,7 +34,7 @@ const catchUp = (config: RelayConfig, producer: KafkaProducer) =>
     while (true) {
       const cursor = after
       const rows: ReadonlyArray<CatchUpRow> = yield* sql<CatchUpRow>`
-        SELECT id, aggregatetype, aggregateid, type, payload, tenant_id, traceparent,
+        SELECT id, aggregatetype, aggregateid, type, payload, tenant_id, traceparent, event_version,
                txid::text AS txid_text, seq::text AS seq_text
         FROM event_outbox
         WHERE published_at IS NULL AND txid >= ${deliveredBelow(sql)}

@@ -21,13 +21,14 @@ interface MinerRow {
   readonly count: number
   readonly site: string
   readonly powerPriceUsdPerKwh: number
+  readonly firmware: string | null
   readonly status: string
   readonly createdAt: Date
 }
 
 const columns = (sql: SqlClient.SqlClient) =>
   sql.literal(`id, user_id AS "userId", model_id AS "modelId", count, site,
-    power_price_usd_per_kwh::float8 AS "powerPriceUsdPerKwh", status, created_at AS "createdAt"`)
+    power_price_usd_per_kwh::float8 AS "powerPriceUsdPerKwh", firmware, status, created_at AS "createdAt"`)
 
 /** A holding of a model the catalogue does not have. */
 export class UnknownModel extends Schema.TaggedError<UnknownModel>()("UnknownModel", {
@@ -68,9 +69,9 @@ export class Miners extends Context.Tag("hashinsight/app/Miners")<
         const sql = yield* SqlClient.SqlClient
         const id = Bun.randomUUIDv7()
         const [row] = yield* sql<MinerRow>`
-          INSERT INTO miners (id, tenant_id, user_id, model_id, count, site, power_price_usd_per_kwh)
+          INSERT INTO miners (id, tenant_id, user_id, model_id, count, site, power_price_usd_per_kwh, firmware)
           VALUES (${id}, ${tenantId}, ${input.userId}, ${input.modelId}, ${input.count}, ${input.site},
-                  ${input.powerPriceUsdPerKwh})
+                  ${input.powerPriceUsdPerKwh}, ${input.firmware ?? null})
           RETURNING ${columns(sql)}`.pipe(
           Effect.catchIf(isForeignKeyViolation, () =>
             Effect.fail(new UnknownModel({ modelId: input.modelId })),
@@ -90,6 +91,7 @@ export class Miners extends Context.Tag("hashinsight/app/Miners")<
                 count: miner.count,
                 site: miner.site,
                 powerPriceUsdPerKwh: miner.powerPriceUsdPerKwh,
+                firmware: miner.firmware,
               },
             },
           ])

@@ -11,6 +11,7 @@ export const MinerId = Schema.UUID.annotations({ description: "The holding's id"
 const Count = Schema.Int.pipe(Schema.between(1, 1_000_000))
 const Site = Text(128)
 const PowerPrice = Schema.Number.pipe(Schema.finite(), Schema.between(0, 100))
+const Firmware = Text(64).annotations({ description: "The firmware the miners run, e.g. braiins-os-24.03" })
 
 export const AddMiner = Schema.Struct({
   userId: UserId,
@@ -18,6 +19,7 @@ export const AddMiner = Schema.Struct({
   count: Count,
   site: Site,
   powerPriceUsdPerKwh: PowerPrice,
+  firmware: Schema.optional(Firmware),
 }).annotations({ identifier: "AddMiner" })
 export type AddMiner = typeof AddMiner.Type
 
@@ -45,6 +47,7 @@ export const Miner = Schema.Struct({
   count: Schema.Int,
   site: Schema.String,
   powerPriceUsdPerKwh: Schema.Number,
+  firmware: Schema.NullOr(Schema.String),
   status: Schema.String,
   createdAt: Schema.Date,
 }).annotations({ identifier: "Miner" })
