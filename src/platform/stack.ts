@@ -95,6 +95,15 @@ export const installOsPackages = (missing: ReadonlyArray<string>) => {
   if (r.status !== 0) throw new StackError(`apt-get install ${missing.join(" ")} failed:\n${r.stderr}`)
 }
 
+/**
+ * The path of `promtool` (Debian's `prometheus` package), installed when missing: tests lint every
+ * process's `/metrics` and the alert rules under `deploy/` with it.
+ */
+export const ensurePromtool = (): string => {
+  if (!which("promtool")) installOsPackages(["prometheus"])
+  return "promtool"
+}
+
 export const freePort = (): Promise<number> =>
   new Promise((ok, fail) => {
     const srv = createServer()
