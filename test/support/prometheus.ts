@@ -1,37 +1,45 @@
 /**
- * Reading `/metrics` scrapes in tests: parsed with `parse-prometheus-text-format` (prom2json's
- * output shape) rather than by hand, and linted with `promtool check metrics` (Debian's
- * `prometheus` package, installed by the stack when missing).
+ * Reading `/metrics` scrapes in tests, and linting them with `promtool check metrics` (Debian's
+ * `prometheus` package, installed by the stack when missing) — Prometheus' own parser judges the
+ * format. npm's `parse-prometheus-text-format` (1.1.1, the only text parser there) was tried and
+ * dropped: it merges a histogram's label sets into one (yunyu/parse-prometheus-text-format#13, the
+ * fix #8 unmerged since 2019), and every SLO histogram here is labelled by group.
  */
 import { spawnSync } from "node:child_process"
-import parse from "parse-prometheus-text-format"
 import { ensurePromtool } from "../../src/platform/stack.ts"
 
-export interface Family {
+export interface Sample {
   readonly name: string
-  readonly type: "COUNTER" | "GAUGE" | "HISTOGRAM" | "SUMMARY" | "UNTYPED"
-  readonly metrics: ReadonlyArray<{
-    readonly labels?: Record<string, string>
-    readonly value?: string
-    readonly buckets?: Record<string, string>
-    readonly count?: string
-    readonly sum?: string
-  }>
+  readonly labels: Readonly<Record<string, string>>
+  readonly value: number
 }
 
-export const families = (text: string): ReadonlyArray<Family> => parse(text) as ReadonlyArray<Family>
+const unescapeLabel = (v: string) => v.replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c))
 
-const labelled = (family: Family | undefined, labels: Record<string, string>) =>
-  family?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))
+/** Every sample line of a scrape. */
+export const samples = (text: string): ReadonlyArray<Sample> =>
+  text.split("\n").flatMap((line) => {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line)
+    if (!m) return []
+    const labels = Object.fromEntries(
+      [...(m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [
+        l[1]!,
+        unescapeLabel(l[2]!),
+      ]),
+    )
+    return [{ name: m[1]!, labels, value: m[3] === "+Inf" ? Number.POSITIVE_INFINITY : Number(m[3]) }]
+  })
+
+/** Metric families by name, from the `# TYPE` lines. */
+export const types = (text: string): ReadonlyMap<string, string> =>
+  new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]))
+
+const matches = (s: Sample, labels: Record<string, string>) =>
+  Object.entries(labels).every(([k, v]) => s.labels[k] === v)
 
 /** The value of the sample of `name` whose labels include `labels`; undefined when there is none. */
-export const gaugeOf = (text: string, name: string, labels: Record<string, string> = {}) => {
-  const m = labelled(
-    families(text).find((f) => f.name === name),
-    labels,
-  )
-  return m?.value === undefined ? undefined : Number(m.value)
-}
+export const gaugeOf = (text: string, name: string, labels: Record<string, string> = {}) =>
+  samples(text).find((s) => s.name === name && matches(s, labels))?.value
 
 export interface Histogram {
   readonly count: number
@@ -40,16 +48,20 @@ export interface Histogram {
   readonly buckets: ReadonlyArray<readonly [number, number]>
 }
 
+/** The histogram `name` of the label set that includes `labels`; undefined when there is none. */
 export const histogramOf = (text: string, name: string, labels: Record<string, string> = {}) => {
-  const m = labelled(
-    families(text).find((f) => f.name === name && f.type === "HISTOGRAM"),
-    labels,
-  )
-  if (m?.buckets === undefined) return undefined
-  const buckets = Object.entries(m.buckets)
-    .map(([le, n]) => [le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le), Number(n)] as const)
+  const all = samples(text)
+  const count = all.find((s) => s.name === `${name}_count` && matches(s, labels))
+  if (!count) return undefined
+  const own = (s: Sample) =>
+    Object.entries(count.labels).every(([k, v]) => s.labels[k] === v) &&
+    Object.keys(s.labels).length === Object.keys(count.labels).length + 1
+  const buckets = all
+    .filter((s) => s.name === `${name}_bucket` && own(s))
+    .map((s) => [s.labels.le === "+Inf" ? Number.POSITIVE_INFINITY : Number(s.labels.le), s.value] as const)
     .sort((a, b) => a[0] - b[0])
-  return { count: Number(m.count), sum: Number(m.sum), buckets } satisfies Histogram
+  const sum = all.find((s) => s.name === `${name}_sum` && matches(s, count.labels))?.value ?? 0
+  return { count: count.value, sum, buckets } satisfies Histogram
 }
 
 /** The bucket a quantile falls in, as Prometheus' histogram_quantile sees it: (lower, upper]. */
@@ -63,17 +75,8 @@ export const quantileBucket = (h: Histogram, q: number): readonly [number, numbe
   return [lower, Number.POSITIVE_INFINITY]
 }
 
-/** Every metric name a scrape exposes, with the sample names Prometheus derives from histograms. */
-export const exposedNames = (text: string): ReadonlySet<string> =>
-  new Set(
-    families(text).flatMap((f) =>
-      f.type === "HISTOGRAM"
-        ? [f.name, `${f.name}_bucket`, `${f.name}_sum`, `${f.name}_count`]
-        : f.type === "SUMMARY"
-          ? [f.name, `${f.name}_sum`, `${f.name}_count`]
-          : [f.name],
-    ),
-  )
+/** Every sample name a scrape exposes (a histogram's `_bucket`, `_sum`, `_count` among them). */
+export const exposedNames = (text: string): ReadonlySet<string> => new Set(samples(text).map((s) => s.name))
 
 /** `promtool check metrics` on a scrape: its complaints, empty when it passes. */
 export const promtoolCheckMetrics = (text: string) => {
