@@ -223,6 +223,9 @@ const kafkaConsumerCheck = (
     const result: Record<string, Record<string, unknown>> = {}
     for (const [i, { group }] of groups.entries()) {
       const members = seen[i]!
+      const stale = members.filter((m) => m.ageMs > staleAfterMs).length
+      yield* Metric.set(Metric.tagged(M.membersReporting, "group", group), members.length - stale)
+      yield* Metric.set(Metric.tagged(M.membersStale, "group", group), stale)
       for (const m of members) {
         for (const w of m.waiting)
           why.push(

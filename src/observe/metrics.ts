@@ -72,3 +72,11 @@ export const redisClients = Metric.gauge("redis_connected_clients", {
 export const redisMemory = Metric.gauge("redis_used_memory_bytes", {
   description: "memory Redis uses (INFO memory)",
 })
+
+export const membersReporting = Metric.gauge("consumer_group_members_reporting", {
+  description: "members of the group whose last report is fresh (within 5 s)",
+})
+
+export const membersStale = Metric.gauge("consumer_group_members_stale", {
+  description: "members of the group that stopped reporting (no report for 5 s, forgotten after a minute)",
+})

@@ -96,12 +96,12 @@ export const installOsPackages = (missing: ReadonlyArray<string>) => {
 }
 
 /**
- * The path of `promtool` (Debian's `prometheus` package), installed when missing: tests lint every
- * process's `/metrics` and the alert rules under `deploy/` with it.
+ * A tool from a Debian package, installed when missing: the tests check `deploy/` and every
+ * process's `/metrics` with `promtool` (package `prometheus`) and `amtool` (`prometheus-alertmanager`).
  */
-export const ensurePromtool = (): string => {
-  if (!which("promtool")) installOsPackages(["prometheus"])
-  return "promtool"
+export const ensureTool = (bin: string, debianPackage: string): string => {
+  if (!which(bin)) installOsPackages([debianPackage])
+  return bin
 }
 
 export const freePort = (): Promise<number> =>

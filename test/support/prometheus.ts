@@ -6,7 +6,7 @@
  * fix #8 unmerged since 2019), and every SLO histogram here is labelled by group.
  */
 import { spawnSync } from "node:child_process"
-import { ensurePromtool } from "../../src/platform/stack.ts"
+import { ensureTool } from "../../src/platform/stack.ts"
 
 export interface Sample {
   readonly name: string
@@ -80,11 +80,16 @@ export const exposedNames = (text: string): ReadonlySet<string> => new Set(sampl
 
 /** `promtool check metrics` on a scrape: its complaints, empty when it passes. */
 export const promtoolCheckMetrics = (text: string) => {
-  const r = spawnSync(ensurePromtool(), ["check", "metrics"], { input: text, encoding: "utf8" })
+  const r = spawnSync(ensureTool("promtool", "prometheus"), ["check", "metrics"], {
+    input: text,
+    encoding: "utf8",
+  })
   return { code: r.status, output: `${r.stdout}${r.stderr}`.trim() }
 }
 
-export const promtool = (args: ReadonlyArray<string>, cwd?: string) => {
-  const r = spawnSync(ensurePromtool(), [...args], { encoding: "utf8", cwd })
+/** Runs a tool of Prometheus' (`promtool`, `amtool`) in `cwd`: its exit code and output. */
+export const runTool = (tool: "promtool" | "amtool", args: ReadonlyArray<string>, cwd?: string) => {
+  const bin = ensureTool(tool, tool === "promtool" ? "prometheus" : "prometheus-alertmanager")
+  const r = spawnSync(bin, [...args], { encoding: "utf8", cwd })
   return { code: r.status, output: `${r.stdout}${r.stderr}`.trim() }
 }
