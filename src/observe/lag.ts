@@ -264,7 +264,9 @@ export class LagMonitor extends Context.Tag("hashinsight/observe/LagMonitor")<
           const admin = yield* kafka.admin
           yield* Effect.repeat(once(admin), Schedule.spaced(every))
         }).pipe(Effect.scoped, Effect.tapError(failed), Effect.retry(Schedule.spaced(every)))
-        yield* Effect.forkScoped(run)
+        // Connecting is uninterruptible (kafkajs retries it for a while against a hung or absent
+        // broker): shutting down must not wait for that, so the fiber is let go of, not waited on.
+        yield* Effect.forkScoped(Effect.disconnect(run))
         const latest = Deferred.await(first).pipe(
           Effect.timeout(Duration.seconds(2)),
           Effect.ignore,

@@ -4,10 +4,15 @@
  */
 import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Effect, Metric, Redacted, Schedule } from "effect"
+import { Duration, Effect, Exit, Layer, Metric, Redacted, Schedule, Scope } from "effect"
 import { cacheHits, cacheMisses } from "../../src/engine/cache/metrics.ts"
 import { runRelay } from "../../src/engine/relay/index.ts"
+import { healthChecks } from "../../src/hashinsight/health.ts"
 import { createTenant } from "../../src/http/tenants.ts"
+import { Health } from "../../src/observe/health.ts"
+import { LagMonitor } from "../../src/observe/lag.ts"
+import { AppConfig } from "../../src/platform/config.ts"
+import { Redis } from "../../src/platform/redis.ts"
 import { startApi } from "../http/support.ts"
 import { insertDlq, insertInbox, migratedScratch, testTenant } from "../ops/dlq-fixtures.ts"
 import { withClient } from "../support/database.ts"
@@ -239,6 +244,49 @@ describe("GET /api/health", () => {
       expect(report.checks.redis!.status).toBe("healthy")
       expect(report.checks.cache!.status).toBe("healthy")
     }),
+  )
+})
+
+describe("Health with hung dependencies", () => {
+  effectTest(
+    "Redis and Kafka that accept connections and never answer: their checks degraded within the time limit, the report in under 4 s, the database healthy",
+    () =>
+      Effect.gen(function* () {
+        // A server that takes connections and says nothing: a hung dependency, not a down one.
+        const silent = yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {}, open() {}, close() {} } }),
+          ),
+          (server) => Effect.sync(() => server.stop(true)),
+        )
+        const hung = `127.0.0.1:${silent.port}`
+        const config = yield* AppConfig
+        const watched = [{ group: "portfolio-recalc-group", topics: ["events.miner"] }]
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(
+          Layer.provide(
+            Health.layer({ groups: watched, checks: healthChecks }),
+            Layer.merge(
+              LagMonitor.layer({ groups: watched }),
+              Layer.scoped(Redis, Redis.make(`redis://${hung}`)),
+            ),
+          ).pipe(Layer.provide(Layer.succeed(AppConfig, { ...config, kafkaBrokers: [hung] }))),
+          scope,
+        )
+        const [took, report] = yield* Effect.timed(
+          Effect.flatMap(Health, (h) => h.report).pipe(Effect.provide(context)),
+        )
+        expect(Duration.toMillis(took)).toBeLessThan(4_000)
+        expect(report.status).toBe("degraded")
+        expect(report.checks.database!.status).toBe("healthy")
+        expect(report.checks.redis!.status).toBe("degraded")
+        expect(report.checks.cache!.status).toBe("degraded")
+        expect(report.checks.kafka_consumer).toMatchObject({ status: "degraded", totalLag: null })
+        expect(report.checks.kafka_consumer!.detail).toContain("Kafka:")
+        // Shutting down does not wait for a connection to Kafka that kafkajs is still trying.
+        const [closing] = yield* Effect.timed(Scope.close(scope, Exit.void))
+        expect(Duration.toMillis(closing)).toBeLessThan(4_000)
+      }),
   )
 })
 
