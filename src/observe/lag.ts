@@ -105,17 +105,24 @@ const tableSize = 3_000
  */
 export const makeLagSampler = (options: LagOptions) => {
   const stallAfterMs = Duration.toMillis(options.stallAfter ?? Duration.seconds(60))
-  /** Per `topic/partition`: [end offset, epoch ms] in order, a point only when the end moved. */
-  const ends = new Map<string, Array<readonly [number, number]>>()
+  /**
+   * Per `topic/partition`, in order: each end offset seen, when it was first and last seen (a new
+   * point only when the end moved), so records are placed between the last sample that had not
+   * seen them and the first that had, however long the partition was quiet before.
+   */
+  const ends = new Map<string, Array<{ readonly end: number; readonly first: number; last: number }>>()
   /** Per `group topic/partition`: the committed offset and since when it has not moved. */
   const commits = new Map<string, { readonly offset: number | null; readonly since: number }>()
 
   const noteEnd = (key: string, end: number, at: number) => {
     const table = ends.get(key)
-    if (!table) return void ends.set(key, [[end, at]])
-    const last = table[table.length - 1]!
-    if (end === last[0]) return
-    table.push([end, at])
+    if (!table) return void ends.set(key, [{ end, first: at, last: at }])
+    const latest = table[table.length - 1]!
+    if (end === latest.end) {
+      latest.last = at
+      return
+    }
+    table.push({ end, first: at, last: at })
     if (table.length > tableSize) table.shift()
   }
 
@@ -125,12 +132,12 @@ export const makeLagSampler = (options: LagOptions) => {
    */
   const appendedAt = (key: string, offset: number) => {
     const table = ends.get(key)!
-    const first = table.findIndex(([end]) => end > offset)
-    if (first <= 0) return { at: table[Math.max(first, 0)]![1], lowerBound: true }
-    const [endBefore, atBefore] = table[first - 1]!
-    const [endAfter, atAfter] = table[first]!
-    const at = atBefore + ((offset - endBefore + 1) / (endAfter - endBefore)) * (atAfter - atBefore)
-    return { at, lowerBound: false }
+    const index = table.findIndex((p) => p.end > offset)
+    if (index <= 0) return { at: table[Math.max(index, 0)]!.first, lowerBound: true }
+    const before = table[index - 1]!
+    const after = table[index]!
+    const share = (offset - before.end + 1) / (after.end - before.end)
+    return { at: before.last + share * (after.first - before.last), lowerBound: false }
   }
 
   const sample = (admin: Admin) =>

@@ -3,7 +3,7 @@
  * records pile up on one partition, judged by health and shown by the gauges, then resumed.
  */
 import { describe, expect } from "bun:test"
-import { Duration, Effect, Fiber, Layer } from "effect"
+import { Duration, Effect, Fiber, Layer, Option } from "effect"
 import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
 import { Health } from "../../src/observe/health.ts"
 import { LagMonitor } from "../../src/observe/lag.ts"
@@ -119,5 +119,49 @@ describe("consumer lag", () => {
         expect(partition0(healthy)).toMatchObject({ end: 10_250, committed: 10_250, lag: 0, stalled: false })
       }),
     { timeout: 120_000 },
+  )
+
+  effectTest(
+    "records that arrive after the partition was quiet for a while are as old as they are, not spread over the quiet time",
+    () =>
+      Effect.gen(function* () {
+        const topic = workTopic()
+        const group = uniqueId("lag-quiet")
+        const watched = [{ group, topics: [topic.name] }]
+        const context = yield* Layer.build(LagMonitor.layer({ groups: watched, every: Duration.millis(200) }))
+        const partition0 = Effect.flatMap(LagMonitor, (m) => m.latest).pipe(
+          Effect.provide(context),
+          Effect.map((r) =>
+            Option.getOrUndefined(r.sample)?.groups[0]?.partitions.find((p) => p.partition === 0),
+          ),
+        )
+        // The topic exists and the monitor has seen its end at 10 for 3 s.
+        yield* produceToPartition0(topic.name, 10)
+        yield* eventually(Effect.map(partition0, (p) => p?.lag === 10))
+        yield* Effect.sleep(Duration.seconds(3))
+        yield* produceToPartition0(topic.name, 100)
+        yield* eventually(Effect.map(partition0, (p) => p?.lag === 110))
+        // The first ten were there when the monitor started: a lower bound. The group has committed
+        // nothing, so its lag starts at the first record: the ten are what is timed.
+        expect((yield* partition0)!.lowerBound).toBe(true)
+
+        // Committed past the ten, the lag starts at the hundred that came after the quiet time.
+        const first = yield* startMember(
+          defineConsumer({
+            name: "lag-quiet",
+            group,
+            subscriptions: [on(topic, { Work: () => Effect.void })],
+          }),
+        )
+        yield* eventually(Effect.map(committedCount(group, topic.name), (n) => n === 110))
+        yield* Fiber.interrupt(first)
+        const sentAt = Date.now()
+        yield* produceToPartition0(topic.name, 100)
+        yield* eventually(Effect.map(partition0, (p) => p?.lag === 100))
+        const p = (yield* partition0)!
+        expect(p.lowerBound).toBe(false)
+        expect(p.lagSeconds).toBeLessThan((Date.now() - sentAt) / 1000 + 0.5)
+      }),
+    { timeout: 60_000 },
   )
 })
