@@ -20,7 +20,7 @@ describe("deploy/ monitoring", () => {
   test("the Prometheus config and its rules pass promtool check config", () => {
     const r = runTool("promtool", ["check", "config", "prometheus.yml"], join(deployDir, "prometheus"))
     expect({ code: r.code, output: r.output }).toMatchObject({ code: 0 })
-    expect(r.output).toContain("16 rules found")
+    expect(r.output).toContain("17 rules found")
   })
 
   test("the alert rules pass promtool test rules: lag 1,500 warns, 12,000 is critical, a 0.2% DLQ rate fires", () => {
@@ -56,6 +56,7 @@ describe("deploy/ monitoring", () => {
         "CacheHitRatioLow",
         "OutboxEventUnpublished",
         "RelaySlotInactive",
+        "LagNotSampled",
       ]),
     )
   })
