@@ -1,7 +1,8 @@
 # One image for every platform process: api, relay and the consumer groups differ only by command.
 FROM oven/bun:1.4.5-slim AS base
 WORKDIR /app
-ENV NODE_ENV=production NODE_NO_WARNINGS=1
+# HOST: servers bind every address, so the container's published ports reach them.
+ENV NODE_ENV=production NODE_NO_WARNINGS=1 HOST=0.0.0.0
 
 FROM base AS deps
 COPY package.json package-lock.json bunfig.toml ./
@@ -14,5 +15,5 @@ COPY src ./src
 COPY migrations ./migrations
 COPY connectors ./connectors
 USER bun
-EXPOSE 5000
+EXPOSE 5000 9101
 CMD ["bun", "src/bin/services.ts"]

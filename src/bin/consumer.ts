@@ -9,7 +9,8 @@ import { runMain } from "./main.ts"
 const usage = `usage: bun run consumer <${consumerNames.join("|")}>
 
 Runs one member of the consumer group; start several to scale. Ctrl-C / SIGTERM drains and exits.
-With METRICS_PORT set, serves its metrics at http://127.0.0.1:METRICS_PORT/metrics (Prometheus text).`
+With METRICS_PORT set, serves its metrics at http://HOST:METRICS_PORT/metrics (Prometheus text; HOST
+defaults to 127.0.0.1).`
 
 const name = process.argv[2]
 if (name === "--help" || name === "-h") {

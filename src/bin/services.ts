@@ -72,7 +72,8 @@ runMain(
     const migrated = yield* migrate()
     yield* Effect.logInfo(`migrations: ${migrated.applied.length} applied, ${migrated.skipped} up to date`)
     const tenant = yield* localTenant
-    const url = `http://127.0.0.1:${config.port}`
+    // Bound to every address, the API is reached on loopback.
+    const url = `http://${config.host === "0.0.0.0" ? "127.0.0.1" : config.host}:${config.port}`
     const children = childrenOn(config.port)
     yield* Effect.fork(
       Effect.gen(function* () {

@@ -1,36 +1,48 @@
 /**
- * HashInsight's own health checks, reported after the engine's: `forecast` — how long the newest
- * market data of any tenant has gone without fresh model forecasts from `intel-group` (degraded
- * beyond 5 minutes) — and `cache`, the SWR cache the reads go through.
+ * HashInsight's own health checks, reported after the engine's: `forecast` — the age of the newest
+ * model forecast `intel-group` computed for any tenant (healthy under 30 minutes; market data that
+ * arrived with no forecast computed since is shown as `behind`) — and `cache`, the SWR cache the
+ * reads go through.
  */
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { type Check, cacheCheck, ok } from "../observe/health.ts"
 
-const forecastLimitSeconds = 300
+export const forecastLimitSeconds = 30 * 60
 
 const forecastCheck: Check = Effect.gen(function* () {
   const sql = yield* SqlClient.SqlClient
-  const [row] = yield* sql<{ tenants: number; behind: number; behind_seconds: number; newest: Date | null }>`
+  const [row] = yield* sql<{
+    tenants: number
+    behind: number
+    newest: Date | null
+    age_seconds: number | null
+    market_data: boolean
+  }>`
     WITH market AS (SELECT tenant_id, max(created_at) AS newest FROM market_data GROUP BY tenant_id),
          forecast AS (SELECT tenant_id, max(computed_at) AS newest FROM forecasts
                       WHERE subject_kind = 'model' GROUP BY tenant_id)
-    SELECT count(*)::int AS tenants,
-           count(*) FILTER (WHERE f.newest IS NULL OR f.newest < m.newest)::int AS behind,
-           coalesce(max(extract(epoch FROM now() - m.newest))
-             FILTER (WHERE f.newest IS NULL OR f.newest < m.newest), 0)::float8 AS behind_seconds,
-           max(f.newest) AS newest
-    FROM market m LEFT JOIN forecast f USING (tenant_id)`
-  const behindSeconds = Math.round(row?.behind_seconds ?? 0)
+    SELECT (SELECT count(*)::int FROM market) AS tenants,
+           (SELECT count(*)::int FROM market m LEFT JOIN forecast f USING (tenant_id)
+             WHERE f.newest IS NULL OR f.newest < m.newest) AS behind,
+           (SELECT max(newest) FROM forecast) AS newest,
+           (SELECT extract(epoch FROM now() - max(newest))::float8 FROM forecast) AS age_seconds,
+           EXISTS (SELECT 1 FROM market) AS market_data`
+  const ageSeconds =
+    row?.age_seconds === null || row?.age_seconds === undefined ? null : Math.round(row.age_seconds)
+  const figures = {
+    tenants: row?.tenants ?? 0,
+    behind: row?.behind ?? 0,
+    newestForecastAt: row?.newest ?? null,
+    ageSeconds,
+  }
+  // Nothing to forecast from yet is not a failure; market data and no forecast at all is.
+  if (ageSeconds === null)
+    return ok(figures, row?.market_data ? "market data has no forecast yet (intel-group)" : undefined)
   return ok(
-    {
-      tenants: row?.tenants ?? 0,
-      behind: row?.behind ?? 0,
-      behindSeconds,
-      newestForecastAt: row?.newest ?? null,
-    },
-    behindSeconds > forecastLimitSeconds
-      ? `market data has waited ${behindSeconds} s for its forecasts (intel-group)`
+    figures,
+    ageSeconds >= forecastLimitSeconds
+      ? `the newest forecast is ${Math.round(ageSeconds / 60)} min old, ${forecastLimitSeconds / 60} min at most (intel-group)`
       : undefined,
   )
 })

@@ -1,6 +1,7 @@
 /**
  * The handlers of every group of `HashInsightApi`, with the services only they use (the read
- * cache, the miners, health over HashInsight's relay slot, consumer groups and own checks); the
+ * cache, the miners, health and the lag monitor over HashInsight's relay slot, consumer groups and
+ * own checks); the
  * edge and the platform's services are provided by whoever serves them (`ApiServer`).
  */
 import { HttpApiBuilder } from "@effect/platform"
@@ -9,9 +10,10 @@ import { Cache } from "../engine/cache/swr.ts"
 import { schemasResponse } from "../http/schemas-api.ts"
 import { healthResponse, metricsResponse } from "../observe/handlers.ts"
 import { Health } from "../observe/health.ts"
+import { LagMonitor } from "../observe/lag.ts"
 import { HashInsightApi } from "./api.ts"
 import { CatalogueRoutes } from "./catalogue/handlers.ts"
-import { consumers } from "./consumers/index.ts"
+import { watchedGroups } from "./consumers/index.ts"
 import { CrmRoutes } from "./crm/handlers.ts"
 import { ForecastsRoutes } from "./forecasts/handlers.ts"
 import { healthChecks } from "./health.ts"
@@ -29,13 +31,9 @@ export const SchemasRoutes = HttpApiBuilder.group(HashInsightApi, "schemas", (ha
   handlers.handle("schemas", schemasResponse(topics)),
 )
 
-const health = Health.layer({
-  groups: Object.values(consumers).map((c) => ({
-    group: c.group,
-    topics: [...new Set(c.subscriptions.map((s) => s.topic.name))],
-  })),
-  checks: healthChecks,
-})
+const health = Health.layer({ groups: watchedGroups, checks: healthChecks }).pipe(
+  Layer.provide(LagMonitor.layer({ groups: watchedGroups })),
+)
 
 export const HashInsightRoutes = Layer.mergeAll(
   CatalogueRoutes,

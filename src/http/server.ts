@@ -49,9 +49,12 @@ const routesOf = <Id extends string, Groups extends HttpApiGroup.HttpApiGroup.An
     Layer.provideMerge(IdempotencyStore.layer),
   )
 
-/** Serves the API on `port` (0 = any free port; the bound address is logged). */
+/**
+ * Serves the API on `port` (0 = any free port; the bound address is logged) of `host` (default
+ * loopback).
+ */
 const layer = <Id extends string, Groups extends HttpApiGroup.HttpApiGroup.Any, E, R, RE, RR>(
-  options: ApiServerOptions<Id, Groups, E, R, RE, RR> & { readonly port: number },
+  options: ApiServerOptions<Id, Groups, E, R, RE, RR> & { readonly port: number; readonly host?: string },
 ) =>
   serve.pipe(
     Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
@@ -64,15 +67,15 @@ const layer = <Id extends string, Groups extends HttpApiGroup.HttpApiGroup.Any, 
     Layer.provide(
       BunHttpServer.layer({
         port: options.port,
-        hostname: "127.0.0.1",
+        hostname: options.host ?? "127.0.0.1",
         maxRequestBodySize: 16 * maxBodyBytes,
       }),
     ),
   )
 
-/** Serves the API on the configured `PORT`. */
+/** Serves the API on the configured `HOST` and `PORT`. */
 const layerConfig = <Id extends string, Groups extends HttpApiGroup.HttpApiGroup.Any, E, R, RE, RR>(
   options: ApiServerOptions<Id, Groups, E, R, RE, RR>,
-) => Layer.unwrapEffect(Effect.map(AppConfig, (c) => layer({ ...options, port: c.port })))
+) => Layer.unwrapEffect(Effect.map(AppConfig, (c) => layer({ ...options, port: c.port, host: c.host })))
 
 export const ApiServer = { layer, layerConfig }

@@ -18,7 +18,7 @@ const router = HttpRouter.empty.pipe(
   ),
 )
 
-/** Serves this process's metrics on `METRICS_PORT`, if set. */
+/** Serves this process's metrics on `METRICS_PORT` of `HOST`, if the port is set. */
 const layerConfig = Layer.unwrapEffect(
   Effect.map(AppConfig, (config) =>
     Option.match(config.metricsPort, {
@@ -26,7 +26,7 @@ const layerConfig = Layer.unwrapEffect(
       onSome: (p) =>
         HttpServer.serve(router).pipe(
           HttpServer.withLogAddress,
-          Layer.provide(BunHttpServer.layer({ port: p, hostname: "127.0.0.1" })),
+          Layer.provide(BunHttpServer.layer({ port: p, hostname: config.host })),
           // A taken port costs the metrics, never the process (a restart would only meet it again).
           Layer.catchAllCause((cause) =>
             Layer.effectDiscard(

@@ -1,7 +1,7 @@
 /**
  * The process's Effect metrics (every `Metric` the engine and the domain update) in the Prometheus
- * text exposition format 0.0.4, for `GET /metrics`. Counters keep their `_total` names (counters
- * that may go down become gauges), histograms
+ * text exposition format 0.0.4, for `GET /metrics`. Counters are named `..._total` (one without the
+ * suffix, as Effect's own fiber counters, gets it; counters that may go down become gauges), histograms
  * become `_bucket{le}` / `_sum` / `_count`, frequencies one counter sample per occurrence label,
  * summaries `{quantile}` / `_sum` / `_count`. Metric tags become labels.
  */
@@ -37,18 +37,22 @@ const addPair = (families: Map<string, Family>, pair: MetricPair.MetricPair.Unty
   const name = metricName(key.name)
   const tags: Array<readonly [string, string]> = key.tags.map((t) => [t.key, t.value] as const)
   const state = pair.metricState
-  const family = (type: Family["type"]) => {
-    const existing = families.get(name)
+  const familyNamed = (named: string, type: Family["type"]) => {
+    const existing = families.get(named)
     if (existing) return existing
-    const created: Family = { type, help: Option.getOrElse(key.description, () => name), samples: [] }
-    families.set(name, created)
+    const created: Family = { type, help: Option.getOrElse(key.description, () => named), samples: [] }
+    families.set(named, created)
     return created
   }
+  const family = (type: Family["type"]) => familyNamed(name, type)
   if (MetricState.isCounterState(state)) {
     // Only an incremental counter only goes up; one that may go down (Effect's own
     // `effect_fiber_active`) is a gauge to Prometheus.
     const incremental = (key.keyType as { readonly incremental?: boolean }).incremental === true
-    family(incremental ? "counter" : "gauge").samples.push(`${name}${labels(tags)} ${number(state.count)}`)
+    // A counter's samples end in `_total` (Effect's own `effect_fiber_started` does not).
+    const counterName = incremental && !name.endsWith("_total") ? `${name}_total` : name
+    const f = incremental ? familyNamed(counterName, "counter") : family("gauge")
+    f.samples.push(`${counterName}${labels(tags)} ${number(state.count)}`)
   } else if (MetricState.isGaugeState(state)) {
     family("gauge").samples.push(`${name}${labels(tags)} ${number(state.value)}`)
   } else if (MetricState.isHistogramState(state)) {

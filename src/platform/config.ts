@@ -12,6 +12,8 @@ export const appConfig = Config.all({
   redisUrl: Config.redacted("REDIS_URL"),
   kafkaBrokers: Config.array(Config.nonEmptyString(), "KAFKA_BROKERS"),
   port: Config.port("PORT").pipe(Config.withDefault(5000)),
+  /** The address every server binds (API, `/metrics`): loopback locally, `0.0.0.0` in a container. */
+  host: Config.nonEmptyString("HOST").pipe(Config.withDefault("127.0.0.1")),
   logLevel: Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info)),
   dbPoolMax: Config.integer("DB_POOL_MAX").pipe(Config.withDefault(10)),
   kafkaClientId: Config.string("KAFKA_CLIENT_ID").pipe(Config.withDefault("hashinsight")),
@@ -39,6 +41,7 @@ export const describeConfig = (c: AppConfigShape) => ({
   databaseUrl: redactUrl(Redacted.value(c.databaseUrl)),
   redisUrl: redactUrl(Redacted.value(c.redisUrl)),
   kafkaBrokers: c.kafkaBrokers.join(","),
+  host: c.host,
   port: c.port,
   logLevel: c.logLevel.label,
 })

@@ -5,9 +5,10 @@
  */
 import { SqlClient, type SqlConnection, SqlError } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
-import { Duration, Effect, FiberRef, Layer, Option, Redacted, Scope } from "effect"
+import { Duration, Effect, FiberRef, Layer, Metric, Option, Redacted, Schedule, Scope } from "effect"
 import Pg from "pg"
 import { AppConfig } from "./config.ts"
+import { poolConnections, poolIdle, poolMax, poolWaiting } from "./metrics.ts"
 import { PreparingClient } from "./pg-prepared.ts"
 import { coalescingSocket } from "./pg-socket.ts"
 
@@ -52,7 +53,18 @@ const pool = (url: Redacted.Redacted<string>, max: number) =>
       return pool
     }),
     (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(1))),
-  )
+  ).pipe(Effect.tap((p) => Effect.forkScoped(reportPool(p, max))))
+
+/** The pool's figures as gauges, every second (pg-pool emits no event when a checkout starts waiting). */
+const reportPool = (pool: Pg.Pool, max: number) =>
+  Effect.suspend(() =>
+    Effect.all([
+      Metric.set(poolConnections, pool.totalCount),
+      Metric.set(poolIdle, pool.idleCount),
+      Metric.set(poolWaiting, pool.waitingCount),
+      Metric.set(poolMax, max),
+    ]),
+  ).pipe(Effect.repeat(Schedule.spaced(Duration.seconds(1))))
 
 /**
  * A backend that sent FATAL (terminated, or the server shutting down) is gone, but node-postgres

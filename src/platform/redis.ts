@@ -37,6 +37,9 @@ export class Redis extends Context.Tag("hashinsight/platform/Redis")<
         ),
         (c) =>
           Effect.promise(() => c.quit().catch(() => c.disconnect())).pipe(
+            // A release runs uninterruptibly: without this the timeout could not cut short a QUIT
+            // that a hung server never answers, and shutting down would wait forever.
+            Effect.interruptible,
             Effect.timeout(Duration.seconds(2)),
             Effect.orElse(() => Effect.sync(() => c.disconnect())),
           ),

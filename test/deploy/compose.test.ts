@@ -18,7 +18,15 @@ const compose = parse(readFileSync(join(projectRoot, "docker-compose.yml"), "utf
 }
 const services = compose.services
 const platformServices = ["api", "relay", "portfolio-consumer", "intel-consumer", "crm-sync-consumer"]
-const contractEnv = ["DATABASE_URL", "REDIS_URL", "KAFKA_BROKERS", "PORT", "LOG_LEVEL"]
+const contractEnv = [
+  "DATABASE_URL",
+  "REDIS_URL",
+  "KAFKA_BROKERS",
+  "PORT",
+  "LOG_LEVEL",
+  "HOST",
+  "METRICS_PORT",
+]
 /** Our own settings beyond the contract that the compose file sets (documented in the README). */
 const ownEnv = ["KAFKA_FETCH_MAX_WAIT_MS"]
 const configSource = readFileSync(join(projectRoot, "src/platform/config.ts"), "utf8")
@@ -72,6 +80,13 @@ describe("docker-compose.yml", () => {
     expect(api.environment?.PORT).toBe("5000")
     expect(api.ports).toContain(`5000:${api.environment?.PORT}`)
     expect(configSource).toContain('Config.port("PORT").pipe(Config.withDefault(5000))')
+  })
+
+  test("servers bind every address in the image and in compose (HOST), so published ports reach the API", () => {
+    expect(readFileSync(join(projectRoot, "Dockerfile"), "utf8")).toMatch(/^ENV .*\bHOST=0\.0\.0\.0\b/m)
+    for (const name of platformServices)
+      expect({ name, host: services[name]?.environment?.HOST }).toEqual({ name, host: "0.0.0.0" })
+    expect(configSource).toContain('Config.nonEmptyString("HOST").pipe(Config.withDefault("127.0.0.1"))')
   })
 
   test("connection URLs point at the compose services", () => {

@@ -16,6 +16,7 @@ import * as M from "../../src/engine/consumer/metrics.ts"
 import { outageLimit } from "../../src/engine/consumer/outage.ts"
 import { decodeRetryPolicy } from "../../src/engine/consumer/retry.ts"
 import { Health, type HealthReport } from "../../src/observe/health.ts"
+import { LagMonitor } from "../../src/observe/lag.ts"
 import { Kafka } from "../../src/platform/kafka.ts"
 import { freePort } from "../../src/platform/stack/index.ts"
 import { migratedScratch } from "../ops/dlq-fixtures.ts"
@@ -92,13 +93,11 @@ const rideOut = (dependency: "postgres" | "redis", downFor: Duration.Duration, l
     const topic = workTopic()
     const group = uniqueId("outage-group")
     const metricsPort = yield* Effect.promise(() => freePort())
+    // As many groups as the platform's, each read from the stores within the check's time limit.
+    const watched = [group, `${group}-b`, `${group}-c`].map((g) => ({ group: g, topics: [topic.name] }))
     const health = yield* Effect.map(
       Layer.build(
-        // As many groups as the platform's, each read from the stores within the check's time limit.
-        Health.layer({
-          groups: [group, `${group}-b`, `${group}-c`].map((g) => ({ group: g, topics: [topic.name] })),
-          checks: {},
-        }),
+        Layer.provide(Health.layer({ groups: watched, checks: {} }), LagMonitor.layer({ groups: watched })),
       ),
       (context) => Layer.succeedContext(context),
     )

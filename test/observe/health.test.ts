@@ -4,14 +4,21 @@
  */
 import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Effect, Redacted, Schedule } from "effect"
+import { Duration, Effect, Exit, Layer, Metric, Redacted, Schedule, Scope } from "effect"
+import { cacheHits, cacheMisses } from "../../src/engine/cache/metrics.ts"
 import { runRelay } from "../../src/engine/relay/index.ts"
+import { healthChecks } from "../../src/hashinsight/health.ts"
 import { createTenant } from "../../src/http/tenants.ts"
+import { Health } from "../../src/observe/health.ts"
+import { LagMonitor } from "../../src/observe/lag.ts"
+import { AppConfig } from "../../src/platform/config.ts"
+import { Redis } from "../../src/platform/redis.ts"
 import { startApi } from "../http/support.ts"
-import { insertDlq, migratedScratch, testTenant } from "../ops/dlq-fixtures.ts"
+import { insertDlq, insertInbox, migratedScratch, testTenant } from "../ops/dlq-fixtures.ts"
 import { withClient } from "../support/database.ts"
 import { effectTest } from "../support/effect.ts"
 import { uniqueId } from "../support/ids.ts"
+import { gaugeOf } from "../support/prometheus.ts"
 import { relayConfigFor, relayDatabase } from "../support/relay-kit.ts"
 
 interface Report {
@@ -37,8 +44,12 @@ describe("GET /api/health", () => {
       expect(Object.keys(report.checks).sort()).toEqual(
         ["database", "redis", "outbox", "kafka_consumer", "dlq", "forecast", "cache"].sort(),
       )
-      for (const name of ["database", "redis", "outbox", "dlq", "forecast", "cache"])
+      for (const name of ["database", "redis", "outbox", "dlq", "forecast"])
         expect({ name, status: report.checks[name]!.status }).toEqual({ name, status: "healthy" })
+      // The cache's counters are the process's: earlier tests' reads may already be judged.
+      const cache = report.checks.cache!
+      const reads = (cache.hits as number) + (cache.stale as number) + (cache.misses as number)
+      expect(cache.status).toBe(reads >= 100 && (cache.hitRatio as number) < 0.8 ? "degraded" : "healthy")
       expect(report.checks.database!.latencyMs).toBeNumber()
       expect(report.checks.outbox).toMatchObject({ mode: "poll", unpublished: 0 })
       expect(report.checks.dlq).toMatchObject({ waiting: 0 })
@@ -50,49 +61,136 @@ describe("GET /api/health", () => {
   )
 
   effectTest(
-    "dead letters waiting, an event unpublished for minutes, market data without forecasts: each its check degraded, the report degraded, still 200",
+    "dead letters: 10 waiting is healthy, 11 degraded; the rate is dead-lettered ÷ (processed + dead-lettered), in health and on /metrics",
     () =>
       Effect.gen(function* () {
         const { api, inScratch } = yield* scratchApi
+        const group = "portfolio-recalc-group"
         yield* inScratch(
-          Effect.gen(function* () {
-            yield* insertDlq([
-              { group: "portfolio-recalc-group", topic: "events.miner" },
-              { group: "portfolio-recalc-group", topic: "events.miner", replayStatus: "replayed" },
-            ])
-            const sql = yield* SqlClient.SqlClient
-            yield* sql`INSERT INTO event_outbox (id, aggregatetype, aggregateid, type, payload, tenant_id, created_at)
-              VALUES (${crypto.randomUUID()}, 'miner', 'm-1', 'MinerAdded', '{}', ${testTenant},
-                      now() - interval '2 minutes')`
-            yield* sql`INSERT INTO market_data (tenant_id, id, btc_price_usd, difficulty, block_reward_btc,
-                fees_btc_per_block, at, created_at)
-              VALUES (${testTenant}, ${crypto.randomUUID()}, 90000, 1.2e14, 3.125, 0.02, now(),
-                      now() - interval '10 minutes')`
-          }),
+          Effect.all([
+            insertDlq([
+              ...Array.from({ length: 10 }, () => ({ group, topic: "events.miner" })),
+              { group, topic: "events.miner", replayStatus: "replayed" as const },
+            ]),
+            insertInbox(group, 89),
+          ]),
         )
+        const ten = (yield* health(api)).report.checks.dlq!
+        expect(ten).toMatchObject({ status: "healthy", waiting: 10, lastHour: 11, rate: 11 / 100 })
+        yield* inScratch(insertDlq([{ group, topic: "events.miner" }]))
         const { status, report } = yield* health(api)
         expect(status).toBe(200)
         expect(report.status).toBe("degraded")
-        expect(report.checks.dlq).toMatchObject({ status: "degraded", waiting: 1, lastHour: 2 })
-        expect(report.checks.outbox).toMatchObject({ status: "degraded", mode: "poll", unpublished: 1 })
-        expect(report.checks.outbox!.detail).toContain("waited")
-        expect(report.checks.forecast).toMatchObject({ status: "degraded", tenants: 1, behind: 1 })
-        expect(report.checks.forecast!.behindSeconds as number).toBeGreaterThanOrEqual(600)
-        expect(report.checks.database!.status).toBe("healthy")
+        expect(report.checks.dlq).toMatchObject({
+          status: "degraded",
+          waiting: 11,
+          waitingByGroup: { [group]: 11 },
+          rate: 12 / 101,
+        })
+        expect(report.checks.dlq!.detail).toContain("11 dead-lettered records wait for an operator")
+        const text = (yield* api.call("/metrics")).text
+        expect(gaugeOf(text, "dlq_waiting_entries", { group })).toBe(11)
+        expect(gaugeOf(text, "dlq_ratio", { group })).toBeCloseTo(12 / 101, 10)
+      }),
+  )
 
-        // A model forecast newer than the market data: the forecast check is healthy again.
+  effectTest(
+    "an event unpublished for minutes: outbox degraded, with the backlog and its age; still 200",
+    () =>
+      Effect.gen(function* () {
+        const { api, inScratch } = yield* scratchApi
         yield* inScratch(
           Effect.flatMap(
             SqlClient.SqlClient,
             (
               sql,
-            ) => sql`INSERT INTO forecasts (tenant_id, subject_kind, subject_id, breakeven_power_usd_per_kwh,
-                difficulty_growth_per_day, horizon_days, revenue_btc, revenue_usd)
-              VALUES (${testTenant}, 'model', 'antminer-s21', 0.09, 0.001, 30, 0.01, 900)`,
+            ) => sql`INSERT INTO event_outbox (id, aggregatetype, aggregateid, type, payload, tenant_id, created_at)
+              VALUES (${crypto.randomUUID()}, 'miner', 'm-1', 'MinerAdded', '{}', ${testTenant},
+                      now() - interval '2 minutes')`,
           ),
         )
-        const again = yield* health(api)
-        expect(again.report.checks.forecast).toMatchObject({ status: "healthy", behind: 0 })
+        const { status, report } = yield* health(api)
+        expect(status).toBe(200)
+        expect(report.checks.outbox).toMatchObject({ status: "degraded", mode: "poll", unpublished: 1 })
+        expect(report.checks.outbox!.oldestSeconds as number).toBeGreaterThanOrEqual(120)
+        expect(report.checks.outbox!.detail).toContain("waited")
+        expect(report.checks.database!.status).toBe("healthy")
+        const text = (yield* api.call("/metrics")).text
+        expect(gaugeOf(text, "outbox_unpublished_events")).toBe(1)
+        expect(gaugeOf(text, "outbox_oldest_unpublished_seconds")).toBeGreaterThanOrEqual(120)
+      }),
+  )
+
+  effectTest(
+    "forecast: market data with no forecast degraded, the newest forecast 31 min old degraded, one under 30 min healthy",
+    () =>
+      Effect.gen(function* () {
+        const { api, inScratch } = yield* scratchApi
+        const forecastCheck = Effect.map(health(api), (r) => r.report.checks.forecast!)
+        const forecastAt = (minutesAgo: number) =>
+          inScratch(
+            Effect.flatMap(
+              SqlClient.SqlClient,
+              (
+                sql,
+              ) => sql`INSERT INTO forecasts (tenant_id, subject_kind, subject_id, breakeven_power_usd_per_kwh,
+                  difficulty_growth_per_day, horizon_days, revenue_btc, revenue_usd, computed_at)
+                VALUES (${testTenant}, 'model', ${`model-${minutesAgo}`}, 0.09, 0.001, 30, 0.01, 900,
+                        now() - make_interval(mins => ${minutesAgo}))`,
+            ),
+          )
+        expect(yield* forecastCheck).toMatchObject({ status: "healthy", ageSeconds: null })
+        yield* inScratch(
+          Effect.flatMap(
+            SqlClient.SqlClient,
+            (sql) => sql`INSERT INTO market_data (tenant_id, id, btc_price_usd, difficulty, block_reward_btc,
+                fees_btc_per_block, at, created_at)
+              VALUES (${testTenant}, ${crypto.randomUUID()}, 90000, 1.2e14, 3.125, 0.02, now() - interval '40 minutes',
+                      now() - interval '40 minutes')`,
+          ),
+        )
+        expect(yield* forecastCheck).toMatchObject({ status: "degraded", tenants: 1, behind: 1 })
+
+        yield* forecastAt(31)
+        const old = yield* forecastCheck
+        expect(old).toMatchObject({ status: "degraded", behind: 0 })
+        expect(old.ageSeconds as number).toBeGreaterThanOrEqual(31 * 60)
+        expect(old.detail).toContain("the newest forecast is 31 min old")
+
+        yield* forecastAt(29)
+        const fresh = yield* forecastCheck
+        expect(fresh).toMatchObject({ status: "healthy", behind: 0 })
+        expect(fresh.ageSeconds as number).toBeLessThan(30 * 60)
+      }),
+  )
+
+  effectTest(
+    "cache: a hit ratio under 80% once 100 reads were made is degraded; fewer reads are not judged; back over 80% healthy",
+    () =>
+      Effect.gen(function* () {
+        const { api } = yield* scratchApi
+        const cacheCheck = Effect.map(health(api), (r) => r.report.checks.cache!)
+        // The counters are the process's: make this test's reads dominate whatever came before.
+        const start = yield* cacheCheck
+        const reads = (c: Record<string, unknown>) =>
+          (c.hits as number) + (c.stale as number) + (c.misses as number)
+        const hitsSoFar = (start.hits as number) + (start.stale as number)
+        const missesToDegrade = Math.max(0, Math.ceil(hitsSoFar / 0.79) - reads(start)) + 1
+        if (reads(start) < 100) {
+          const before = yield* cacheCheck
+          expect(before.status).toBe("healthy")
+        }
+        yield* Metric.incrementBy(cacheMisses, Math.max(missesToDegrade, 100))
+        const low = yield* cacheCheck
+        expect(reads(low)).toBeGreaterThanOrEqual(100)
+        expect(low.hitRatio as number).toBeLessThan(0.8)
+        expect(low).toMatchObject({ status: "degraded" })
+        expect(low.detail).toContain("under 80%")
+
+        yield* Metric.incrementBy(cacheHits, reads(low) * 5)
+        const high = yield* cacheCheck
+        expect(high.hitRatio as number).toBeGreaterThan(0.8)
+        expect(high.status).toBe("healthy")
       }),
   )
 
@@ -146,6 +244,49 @@ describe("GET /api/health", () => {
       expect(report.checks.redis!.status).toBe("healthy")
       expect(report.checks.cache!.status).toBe("healthy")
     }),
+  )
+})
+
+describe("Health with hung dependencies", () => {
+  effectTest(
+    "Redis and Kafka that accept connections and never answer: their checks degraded within the time limit, the report in under 4 s, the database healthy",
+    () =>
+      Effect.gen(function* () {
+        // A server that takes connections and says nothing: a hung dependency, not a down one.
+        const silent = yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {}, open() {}, close() {} } }),
+          ),
+          (server) => Effect.sync(() => server.stop(true)),
+        )
+        const hung = `127.0.0.1:${silent.port}`
+        const config = yield* AppConfig
+        const watched = [{ group: "portfolio-recalc-group", topics: ["events.miner"] }]
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(
+          Layer.provide(
+            Health.layer({ groups: watched, checks: healthChecks }),
+            Layer.merge(
+              LagMonitor.layer({ groups: watched }),
+              Layer.scoped(Redis, Redis.make(`redis://${hung}`)),
+            ),
+          ).pipe(Layer.provide(Layer.succeed(AppConfig, { ...config, kafkaBrokers: [hung] }))),
+          scope,
+        )
+        const [took, report] = yield* Effect.timed(
+          Effect.flatMap(Health, (h) => h.report).pipe(Effect.provide(context)),
+        )
+        expect(Duration.toMillis(took)).toBeLessThan(4_000)
+        expect(report.status).toBe("degraded")
+        expect(report.checks.database!.status).toBe("healthy")
+        expect(report.checks.redis!.status).toBe("degraded")
+        expect(report.checks.cache!.status).toBe("degraded")
+        expect(report.checks.kafka_consumer).toMatchObject({ status: "degraded", totalLag: null })
+        expect(report.checks.kafka_consumer!.detail).toContain("Kafka:")
+        // Shutting down does not wait for a connection to Kafka that kafkajs is still trying.
+        const [closing] = yield* Effect.timed(Scope.close(scope, Exit.void))
+        expect(Duration.toMillis(closing)).toBeLessThan(4_000)
+      }),
   )
 })
 

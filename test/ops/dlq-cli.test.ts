@@ -140,17 +140,17 @@ describe("dlq stats, list, show", () => {
             occurrences: 1,
           },
         ])
-        // Last 24 h: g-a 3 dead-lettered / 8 processed, g-b 1 / 4.
-        expect(s.window).toEqual({ dlq: 4, processed: 12, rate: 4 / 12 })
+        // Last 24 h: g-a 3 dead-lettered / 8 processed, g-b 1 / 4: dead-lettered ÷ (processed + dead-lettered).
+        expect(s.window).toEqual({ dlq: 4, processed: 12, rate: 4 / 16 })
         expect(s.windowByGroup).toEqual([
-          { consumerGroup: "g-a", dlq: 3, processed: 8, rate: 3 / 8 },
-          { consumerGroup: "g-b", dlq: 1, processed: 4, rate: 1 / 4 },
+          { consumerGroup: "g-a", dlq: 3, processed: 8, rate: 3 / 11 },
+          { consumerGroup: "g-b", dlq: 1, processed: 4, rate: 1 / 5 },
         ])
 
         expect(s.retryPolicies).toEqual(retryPolicies(Object.values(consumers)))
 
         const wide = yield* cliJson<DlqStatsReport>(["stats", "--hours", "48"], env)
-        expect(wide.window).toEqual({ dlq: 5, processed: 14, rate: 5 / 14 })
+        expect(wide.window).toEqual({ dlq: 5, processed: 14, rate: 5 / 19 })
 
         const text = yield* cli(["stats"], env)
         expect(text.code).toBe(0)
@@ -158,7 +158,7 @@ describe("dlq stats, list, show", () => {
           "DLQ entries: 5 (pending 2, replaying 1, replayed 1, failed again 1) from 8 failed deliveries",
         )
         expect(text.stdout).toContain("Oldest pending: 1d 6h")
-        expect(text.stdout).toContain("Last 24 h: 4 dead-lettered / 12 processed = DLQ rate 33.33%")
+        expect(text.stdout).toContain("Last 24 h: 4 dead-lettered / 12 processed = DLQ rate 25.00%")
         expect(text.stdout).toMatch(/events\.a\s+g-a\s+HandlerFailed\s+2\s+1\s+0\s+1\s+0\s+5/)
         expect(text.stdout).toMatch(/events\.a\s+g-a\s+DecodeFailed\s+1\s+0\s+0\s+0\s+1\s+1/)
       }),

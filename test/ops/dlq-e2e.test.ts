@@ -108,7 +108,7 @@ const scenario = (env: Record<string, string>) =>
       consumerGroup: group,
       dlq: 3,
       processed: 2,
-      rate: 1.5,
+      rate: 3 / 5,
     })
     const listed = yield* cliJson<ReadonlyArray<Entry>>(["list", "--group", group], env)
     expect(listed).toHaveLength(3)

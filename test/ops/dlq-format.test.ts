@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test"
-import { formatAge, formatStats, table } from "../../src/ops/dlq/format.ts"
+import { formatAge, formatStats } from "../../src/ops/dlq/format.ts"
 import { progressBar } from "../../src/ops/dlq/progress.ts"
 import type { DlqStatsReport } from "../../src/ops/dlq/stats.ts"
+import { table } from "../../src/platform/table.ts"
 
 describe("dlq output formatting", () => {
   test("ages read as the two largest units", () => {

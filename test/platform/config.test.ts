@@ -24,11 +24,24 @@ describe("AppConfig", () => {
         databaseUrl: "postgres://app:***@db.example:5432/hashinsight",
         redisUrl: "redis://:***@cache.example:6379",
         kafkaBrokers: "k1:9092,k2:9092",
+        host: "127.0.0.1",
         port: 5000,
         logLevel: "INFO",
       })
       expect(config.kafkaFetchMaxWaitMs).toBe(20)
       expect(config.metricsPort).toEqual(Option.none())
+      const inContainer = yield* AppConfig.pipe(
+        Effect.provide(AppConfig.layer),
+        Effect.provide(
+          withEnv({
+            DATABASE_URL: "postgres://x/y",
+            REDIS_URL: "redis://x",
+            KAFKA_BROKERS: "k:1",
+            HOST: "0.0.0.0",
+          }),
+        ),
+      )
+      expect(inContainer.host).toBe("0.0.0.0")
       expect(JSON.stringify(config)).not.toContain("s3cret")
       expect(String(config.databaseUrl)).not.toContain("s3cret")
     }),

@@ -6,7 +6,9 @@ import { Effect } from "effect"
 import { projectRoot } from "../../src/platform/project-root.ts"
 import { freePort, pidAlive } from "../../src/platform/stack/index.ts"
 import { scratchDatabase } from "../support/database.ts"
+import { deployMetricNames } from "../support/deploy.ts"
 import { effectTest } from "../support/effect.ts"
+import { exposedNames, promtoolCheckMetrics } from "../support/prometheus.ts"
 
 const childPids = (pid: number): Array<number> =>
   spawnSync("pgrep", ["-P", String(pid)], { encoding: "utf8" })
@@ -89,6 +91,17 @@ describe("bun run services", () => {
             /^consumer_events_processed_total\{group="portfolio-recalc-group"\} (\S+)$/m,
           ),
         ).toBeGreaterThan(0)
+
+        // Every process's scrape passes promtool's lint, and together they hold every metric a
+        // dashboard panel or an alert rule under deploy/ reads.
+        const scrapes = yield* Effect.all([0, 1, 2, 3, 4].map(scrape))
+        const exposed = new Set<string>()
+        for (const [offset, text] of scrapes.entries()) {
+          expect({ offset, ...promtoolCheckMetrics(text) }).toEqual({ offset, code: 0, output: "" })
+          for (const name of exposedNames(text)) exposed.add(name)
+        }
+        const missing = [...deployMetricNames()].filter((n) => !exposed.has(n))
+        expect(missing).toEqual([])
 
         const children = childPids(child.pid!)
         expect(children.length).toBe(5)

@@ -136,3 +136,32 @@ export const markReplayFailed = Effect.fn("Dlq.markReplayFailed")(function* (
     RETURNING id`
   return rows.length > 0
 })
+
+/**
+ * The DLQ rate: the share of a group's events that ended dead-lettered rather than processed,
+ * `dlq / (processed + dlq)`, null when neither happened. `dlq stats`, `/api/health` and `/metrics`
+ * all show this figure.
+ */
+export const dlqRate = (dlq: number, processed: number): number | null =>
+  dlq + processed > 0 ? dlq / (processed + dlq) : null
+
+export interface GroupWindow {
+  readonly consumerGroup: string
+  /** Entries dead-lettered in the window. */
+  readonly dlq: number
+  /** Events processed in the window (an `event_inbox` row is written exactly when a group processed one). */
+  readonly processed: number
+}
+
+/** Per group, what was dead-lettered and what was processed within the last `hours`. */
+export const dlqWindow = Effect.fn("Dlq.window")(function* (hours: number) {
+  const sql = yield* SqlClient.SqlClient
+  const since = sql`now() - make_interval(secs => ${hours * 3600})`
+  return yield* sql<GroupWindow>`WITH d AS (
+      SELECT consumer_group, count(*)::int AS n FROM event_dlq WHERE failed_at >= ${since} GROUP BY 1),
+    p AS (
+      SELECT consumer_group, count(*)::int AS n FROM event_inbox WHERE processed_at >= ${since} GROUP BY 1)
+    SELECT coalesce(d.consumer_group, p.consumer_group) AS "consumerGroup",
+      coalesce(d.n, 0) AS dlq, coalesce(p.n, 0) AS processed
+    FROM d FULL JOIN p ON p.consumer_group = d.consumer_group ORDER BY 1`
+})

@@ -1,5 +1,6 @@
 /** The consumer runtime's metrics, named like Prometheus metrics and tagged by consumer group. */
 import { Metric, MetricBoundaries } from "effect"
+import { latencyBoundaries } from "../event-time.ts"
 
 export const eventsProcessed = Metric.counter("consumer_events_processed_total", {
   description: "events whose handler effects committed",
@@ -23,9 +24,21 @@ export const handlerRetries = Metric.counter("consumer_retries_total", {
 })
 
 export const handlerDuration = Metric.histogram(
-  "consumer_handler_duration_ms",
-  MetricBoundaries.exponential({ start: 0.25, factor: 2, count: 16 }),
+  "consumer_handler_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.00025, factor: 2, count: 16 }),
   "handler run time per event, inside its transaction",
+)
+
+export const writeToVisible = Metric.histogram(
+  "consumer_write_to_visible_seconds",
+  latencyBoundaries,
+  "from the event's write (its UUIDv7 id's time) to the commit of the group's effects (SLO: p95 under 3 s)",
+)
+
+export const eventProcessing = Metric.histogram(
+  "consumer_event_processing_seconds",
+  latencyBoundaries,
+  "from the member starting the event's unit to its commit: inbox claim, locks, handler, retries (SLO: p95 under 1 s)",
 )
 
 export const consumerRestarts = Metric.counter("consumer_restarts_total", {

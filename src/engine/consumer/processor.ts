@@ -17,6 +17,7 @@
 import { SqlClient } from "@effect/sql"
 import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Schedule } from "effect"
 import { useTenant, withTenant } from "../../platform/db.ts"
+import { eventTimeMs } from "../event-time.ts"
 import { headersAsText } from "../record.ts"
 import { DeferredFailed, makeUnitWork, UnitWork } from "./before-commit.ts"
 import { classify, type Verdict } from "./classify.ts"
@@ -70,10 +71,32 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
     const dlqTotal = tag(M.eventsDeadLettered)
     const retries = tag(M.handlerRetries)
     const duration = tag(M.handlerDuration)
+    const toVisible = tag(M.writeToVisible)
+    const processing = tag(M.eventProcessing)
     const skipped = (reason: string) => Metric.tagged(tag(M.eventsSkipped), "reason", reason)
     const schedule = retrySchedule(def.retry)
     // Scraped from the start as zeros rather than missing until the first event.
     yield* Effect.forEach([processed, dlqTotal, retries], (m) => Metric.incrementBy(m, 0), { discard: true })
+
+    /**
+     * The SLO figures of events whose effects just committed: write-to-visible from each event id's
+     * time, processing from `startedAt`, when the member began the unit that held them.
+     */
+    const committed = (events: ReadonlyArray<Ready>, startedAt: number) =>
+      Effect.suspend(() => {
+        const now = Date.now()
+        return Effect.forEach(
+          events,
+          (r) => {
+            const at = eventTimeMs(r.meta.eventId)
+            return Effect.zipRight(
+              Metric.update(processing, (now - startedAt) / 1000),
+              at === undefined ? Effect.void : Metric.update(toVisible, Math.max(0, now - at) / 1000),
+            )
+          },
+          { discard: true },
+        )
+      })
 
     /** The handler, timed; a defect (a thrown exception) becomes a Fatal: retrying a bug won't help. */
     const invoke = (r: Ready, attempt: number, lock: Held | undefined, unitWork: UnitWork["Type"]) => {
@@ -86,7 +109,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
           ),
         )
         const end = yield* Clock.currentTimeNanos
-        yield* Metric.update(duration, Number(end - start) / 1e6)
+        yield* Metric.update(duration, Number(end - start) / 1e9)
       }).pipe(
         Effect.catchAllDefect((defect) =>
           Effect.fail(
@@ -181,6 +204,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
     const single = (
       r: Ready,
       stop: Stop,
+      startedAt: number,
       from: { readonly error?: unknown; readonly outages: number } = noOutages,
     ) =>
       Effect.gen(function* () {
@@ -200,6 +224,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
           failed = undefined
           if (Either.isRight(outcome)) {
             yield* Metric.increment(outcome.right === "processed" ? processed : skipped(outcome.right))
+            if (outcome.right === "processed") yield* committed([r], startedAt)
             return "done" satisfies Outcome
           }
           const verdict = classify(outcome.left)
@@ -243,7 +268,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
           }
           const work = makeUnitWork()
           const used = new Map<string, Held>()
-          let done = 0
+          const ran: Array<Ready> = []
           for (const [index, r] of items.entries()) {
             // `delete`, not `has`: the same event twice in one chunk runs once.
             if (!claimed.delete(r.meta.eventId)) continue
@@ -253,7 +278,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
               Effect.mapError((error) => new ChunkFailed({ index, error })),
             )
             if (lock) used.set(lock.key, lock)
-            done += 1
+            ran.push(r)
           }
           yield* work.flush(useTenant)
           yield* fenceAll([...used.values()])
@@ -261,7 +286,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
             const entry = deadLettered.get(r.meta.eventId)
             return entry === undefined ? [] : [entry]
           })
-          return { done, repeats }
+          return { ran, repeats }
         }),
       )
 
@@ -285,6 +310,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
     const chunk = (
       items: ReadonlyArray<Ready>,
       stop: Stop,
+      startedAt: number,
     ): Effect.Effect<Outcome, never, SqlClient.SqlClient> =>
       Effect.gen(function* () {
         if (items.length === 0) return "done"
@@ -292,8 +318,10 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
         while (true) {
           const outcome = yield* Effect.either(runChunk(items))
           if (Either.isRight(outcome)) {
-            const { done, repeats } = outcome.right
+            const { ran, repeats } = outcome.right
+            const done = ran.length
             yield* Metric.incrementBy(processed, done)
+            yield* committed(ran, startedAt)
             if (repeats.length > 0) {
               yield* countRepeats(repeats).pipe(Effect.retry(persistently), Effect.orDie)
               yield* Metric.incrementBy(skipped("dead-lettered"), repeats.length)
@@ -311,31 +339,34 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
           }
           if (index < 0) {
             const from = { outages: outagesSoFar }
-            for (const r of items) if ((yield* single(r, stop, from)) === "abandoned") return "abandoned"
+            for (const r of items)
+              if ((yield* single(r, stop, startedAt, from)) === "abandoned") return "abandoned"
             return "done"
           }
-          if ((yield* chunk(items.slice(0, index), stop)) === "abandoned") return "abandoned"
+          if ((yield* chunk(items.slice(0, index), stop, startedAt)) === "abandoned") return "abandoned"
           const from = { error, outages: outagesSoFar }
-          if ((yield* single(items[index]!, stop, from)) === "abandoned") return "abandoned"
-          return yield* chunk(items.slice(index + 1), stop)
+          if ((yield* single(items[index]!, stop, startedAt, from)) === "abandoned") return "abandoned"
+          return yield* chunk(items.slice(index + 1), stop, startedAt)
         }
       })
 
-    const processUnit = (unit: Unit, stop: Stop): Effect.Effect<Outcome, never, SqlClient.SqlClient> => {
-      switch (unit._tag) {
-        case "Skip":
-          return Effect.as(
-            Effect.forEach(unit.items, (s) => Metric.increment(skipped(s.reason)), { discard: true }),
-            "done",
-          )
-        case "Poison":
-          return Effect.as(deadLetter(unit.item, classify(unit.item.error), 1), "done")
-        case "Single":
-          return single(unit.item, stop)
-        case "Chunk":
-          return chunk(unit.items, stop)
-      }
-    }
+    const processUnit = (unit: Unit, stop: Stop): Effect.Effect<Outcome, never, SqlClient.SqlClient> =>
+      Effect.suspend(() => {
+        const startedAt = Date.now()
+        switch (unit._tag) {
+          case "Skip":
+            return Effect.as(
+              Effect.forEach(unit.items, (s) => Metric.increment(skipped(s.reason)), { discard: true }),
+              "done" as const,
+            )
+          case "Poison":
+            return Effect.as(deadLetter(unit.item, classify(unit.item.error), 1), "done" as const)
+          case "Single":
+            return single(unit.item, stop, startedAt)
+          case "Chunk":
+            return chunk(unit.items, stop, startedAt)
+        }
+      })
 
     const process = (unit: Unit, stop: Stop): Effect.Effect<Outcome> =>
       processUnit(unit, stop).pipe(Effect.provideService(SqlClient.SqlClient, sql))

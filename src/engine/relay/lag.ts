@@ -10,6 +10,8 @@ export interface SlotLag {
   readonly bytes: number
   /** Whether a reader is streaming from the slot right now. */
   readonly active: boolean
+  /** How far its reader is behind in time: `pg_stat_replication`'s flush lag, 0 when caught up or idle. */
+  readonly seconds: number
 }
 
 /**
@@ -22,9 +24,11 @@ export interface SlotLag {
  */
 export const slotLag = Effect.fn("Relay.slotLag")(function* (slot: string) {
   const sql = yield* SqlClient.SqlClient
-  const rows = yield* sql<{ slot: string; bytes: number | string; active: boolean }>`
+  const rows = yield* sql<{ slot: string; bytes: number | string; active: boolean; seconds: number }>`
     SELECT slot_name AS slot, active,
-           greatest(coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0), 0)::float8 AS bytes
+           greatest(coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0), 0)::float8 AS bytes,
+           coalesce((SELECT extract(epoch FROM r.flush_lag) FROM pg_stat_replication r WHERE r.pid = active_pid),
+                    0)::float8 AS seconds
     FROM pg_replication_slots
     WHERE database = current_database()
       AND (slot_name = ${slot} OR (slot_type = 'logical' AND plugin = 'pgoutput'))
@@ -32,7 +36,7 @@ export const slotLag = Effect.fn("Relay.slotLag")(function* (slot: string) {
     LIMIT 1`
   return Option.map(
     Option.fromNullable(rows[0]),
-    (r): SlotLag => ({ slot: r.slot, bytes: Number(r.bytes), active: r.active }),
+    (r): SlotLag => ({ slot: r.slot, bytes: Number(r.bytes), active: r.active, seconds: Number(r.seconds) }),
   )
 })
 

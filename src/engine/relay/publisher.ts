@@ -1,7 +1,8 @@
 import { Duration, Effect, Metric, Schedule } from "effect"
 import { KafkaError, type KafkaProducer } from "../../platform/kafka.ts"
+import { eventTimeMs } from "../event-time.ts"
 import type { OutboxRecord } from "../record.ts"
-import { deliverDuration, eventsPublished, sendFailures } from "./metrics.ts"
+import { deliverDuration, eventsPublished, outboxToKafka, sendFailures } from "./metrics.ts"
 import { topicMessagesOf } from "./records.ts"
 
 /**
@@ -63,11 +64,26 @@ export const deliver = <E, R>(
         ),
       )
     return Effect.forEach(chunksOf(records, maxEventsPerSend), sendChunk, { discard: true }).pipe(
+      Effect.zipLeft(acknowledged(records)),
       Effect.zipRight(confirm),
-      Metric.trackDurationWith(deliverDuration, Duration.toMillis),
+      Metric.trackDurationWith(deliverDuration, (d) => Duration.toMillis(d) / 1000),
       Effect.zipLeft(Metric.incrementBy(eventsPublished, records.length)),
     )
   }).pipe(Effect.withSpan("Relay.deliver", { attributes: { events: records.length } }))
+
+/** Each event's write-to-acknowledgement time, once Kafka acknowledged all of them. */
+const acknowledged = (records: ReadonlyArray<OutboxRecord>) =>
+  Effect.suspend(() => {
+    const now = Date.now()
+    return Effect.forEach(
+      records,
+      (r) => {
+        const at = eventTimeMs(r.id)
+        return at === undefined ? Effect.void : Metric.update(outboxToKafka, Math.max(0, now - at) / 1000)
+      },
+      { discard: true },
+    )
+  })
 
 const chunksOf = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A>> => {
   const out: Array<ReadonlyArray<A>> = []

@@ -17,3 +17,9 @@ export const consumers: Partial<Record<ConsumerName, ConsumerDefinition<Platform
   intel: intelConsumer,
   "crm-sync": crmSyncConsumer,
 }
+
+/** Every group with the topics it reads: what the lag monitor, health and `bun run lag` follow. */
+export const watchedGroups = Object.values(consumers).map((c) => ({
+  group: c.group,
+  topics: [...new Set(c.subscriptions.map((s) => s.topic.name))],
+}))

@@ -1,28 +1,9 @@
 /** Human-readable output of the DLQ commands: plain-text tables and an entry's detail view. */
+import { table } from "../../platform/table.ts"
 import { type DlqEntry, decodedValue } from "./entry.ts"
 import type { GroupRetryPolicy } from "./policies.ts"
 import type { ReplaySummary } from "./replay.ts"
 import type { DlqStatsReport } from "./stats.ts"
-
-type Cell = string | number
-type Column<A> = readonly [header: string, cell: (row: A) => Cell]
-
-/** Number columns right-aligned (their header too), text left-aligned, a rule under the header. */
-export const table = <A>(rows: ReadonlyArray<A>, columns: ReadonlyArray<Column<A>>): string => {
-  const cells = rows.map((r) => columns.map(([, f]) => f(r)))
-  const widths = columns.map(([h], i) => Math.max(h.length, ...cells.map((c) => String(c[i]).length)))
-  const numeric = columns.map((_, i) => cells.length > 0 && cells.every((c) => typeof c[i] === "number"))
-  const line = (values: ReadonlyArray<Cell>) =>
-    values
-      .map((v, i) => (numeric[i] ? String(v).padStart(widths[i]!) : String(v).padEnd(widths[i]!)))
-      .join("  ")
-      .trimEnd()
-  return [
-    line(columns.map(([h]) => h)),
-    widths.map((w) => "-".repeat(w)).join("  "),
-    ...cells.map(line),
-  ].join("\n")
-}
 
 export const formatAge = (seconds: number): string => {
   const s = Math.max(0, Math.floor(seconds))

@@ -1,12 +1,12 @@
 /**
  * `dlq stats`: the backlog by topic, consumer group and error tag with its replay states and the
  * failed deliveries its entries stand for (a record delivered again is one entry, its repeats
- * counted on it), the age of the oldest pending entry, and the DLQ rate over a window — entries
- * dead-lettered per event processed (an `event_inbox` row is written exactly when a group processed
- * an event).
+ * counted on it), the age of the oldest pending entry, and the DLQ rate over a window: entries
+ * dead-lettered ÷ (events processed + entries dead-lettered), the engine's `dlqRate`.
  */
 import { SqlClient, type SqlError } from "@effect/sql"
 import { Context, Effect, Layer } from "effect"
+import { dlqRate, dlqWindow } from "../../engine/consumer/dlq.ts"
 
 export interface StatusCounts {
   readonly total: number
@@ -28,7 +28,7 @@ export interface GroupRate {
   readonly consumerGroup: string
   readonly dlq: number
   readonly processed: number
-  /** dlq / processed; null when nothing was processed in the window. */
+  /** dlq / (processed + dlq); null when neither happened in the window. */
   readonly rate: number | null
 }
 
@@ -40,8 +40,6 @@ export interface DlqStatsReport {
   readonly window: Omit<GroupRate, "consumerGroup">
   readonly windowByGroup: ReadonlyArray<GroupRate>
 }
-
-const rateOf = (dlq: number, processed: number) => (processed > 0 ? dlq / processed : null)
 
 const sumCounts = (rows: ReadonlyArray<StatusCounts>): StatusCounts =>
   rows.reduce(
@@ -66,7 +64,6 @@ export class DlqStats extends Context.Tag("hashinsight/ops/DlqStats")<
       const sql = yield* SqlClient.SqlClient
       return DlqStats.of({
         report: Effect.fn("DlqStats.report")(function* (windowHours) {
-          const since = sql`now() - make_interval(secs => ${windowHours * 3600})`
           const breakdown = yield* sql<BreakdownRow>`SELECT topic, consumer_group AS "consumerGroup",
               error_tag AS "errorTag", count(*)::int AS total,
               (count(*) FILTER (WHERE replay_status = 'pending'))::int AS pending,
@@ -78,16 +75,8 @@ export class DlqStats extends Context.Tag("hashinsight/ops/DlqStats")<
           const oldest = yield* sql<{ seconds: number | null }>`SELECT
               extract(epoch FROM now() - min(failed_at))::float8 AS seconds
             FROM event_dlq WHERE replay_status = 'pending'`
-          const byGroup = yield* sql<GroupRate>`WITH d AS (
-                SELECT consumer_group, count(*)::int AS n FROM event_dlq WHERE failed_at >= ${since}
-                GROUP BY 1),
-              p AS (
-                SELECT consumer_group, count(*)::int AS n FROM event_inbox WHERE processed_at >= ${since}
-                GROUP BY 1)
-            SELECT coalesce(d.consumer_group, p.consumer_group) AS "consumerGroup",
-              coalesce(d.n, 0) AS dlq, coalesce(p.n, 0) AS processed
-            FROM d FULL JOIN p ON p.consumer_group = d.consumer_group ORDER BY 1`
-          const windowByGroup = byGroup.map((g) => ({ ...g, rate: rateOf(g.dlq, g.processed) }))
+          const byGroup = yield* dlqWindow(windowHours).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+          const windowByGroup = byGroup.map((g) => ({ ...g, rate: dlqRate(g.dlq, g.processed) }))
           const dlq = windowByGroup.reduce((n, g) => n + g.dlq, 0)
           const processed = windowByGroup.reduce((n, g) => n + g.processed, 0)
           return {
@@ -95,7 +84,7 @@ export class DlqStats extends Context.Tag("hashinsight/ops/DlqStats")<
             totals: sumCounts(breakdown),
             oldestPendingSeconds: oldest[0]?.seconds ?? null,
             breakdown,
-            window: { dlq, processed, rate: rateOf(dlq, processed) },
+            window: { dlq, processed, rate: dlqRate(dlq, processed) },
             windowByGroup,
           }
         }),

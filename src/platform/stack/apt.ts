@@ -32,3 +32,12 @@ export const ensurePackages = (members: ReadonlyArray<Member>) => {
   if (members.includes("kafka") && !which("kcat")) missing.push("kcat")
   installOsPackages(missing)
 }
+
+/**
+ * A tool from a Debian package, installed when missing: the tests check `deploy/` and every
+ * process's `/metrics` with `promtool` (package `prometheus`) and `amtool` (`prometheus-alertmanager`).
+ */
+export const ensureTool = (bin: string, debianPackage: string): string => {
+  if (!which(bin)) installOsPackages([debianPackage])
+  return bin
+}

@@ -15,7 +15,7 @@ import { postgres } from "./postgres.ts"
 import { log, type Member, StackError, type StackMember, stackDir } from "./processes.ts"
 import { redis } from "./redis.ts"
 
-export { installOsPackages } from "./apt.ts"
+export { ensureTool, installOsPackages } from "./apt.ts"
 export { embeddedKafkaBrokers, spawnKafkaMock } from "./kafka.ts"
 export { freePort } from "./ports.ts"
 export { type Member, pidAlive, StackError, stackDir } from "./processes.ts"
