@@ -2,7 +2,7 @@ import { describe, expect } from "bun:test"
 import { spawn, spawnSync } from "node:child_process"
 import { mkdtempSync } from "node:fs"
 import { join } from "node:path"
-import { Effect } from "effect"
+import { Effect, Schedule } from "effect"
 import { projectRoot } from "../../src/platform/project-root.ts"
 import { freePort, pidAlive } from "../../src/platform/stack/index.ts"
 import { scratchDatabase } from "../support/database.ts"
@@ -81,8 +81,11 @@ describe("bun run services", () => {
         expect(health.status).toBe(200)
         expect(health.body.checks.outbox).toMatchObject({ mode: "wal", streaming: true })
         expect(health.body.checks.database!.status).toBe("healthy")
+        // A member logs that it runs before its metrics server has bound (they start side by side).
         const scrape = (offset: number) =>
-          Effect.promise(() => fetch(`http://127.0.0.1:${port + offset}/metrics`).then((r) => r.text()))
+          Effect.tryPromise(() =>
+            fetch(`http://127.0.0.1:${port + offset}/metrics`).then((r) => r.text()),
+          ).pipe(Effect.retry(Schedule.spaced("200 millis").pipe(Schedule.upTo("15 seconds"))), Effect.orDie)
         const sample = (text: string, pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN)
         expect(sample(yield* scrape(1), /^relay_events_published_total (\S+)$/m)).toBeGreaterThan(0)
         expect(
