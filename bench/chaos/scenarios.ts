@@ -55,7 +55,7 @@ const dropSlot = (slot: string) =>
 const relayKill: Run = (ctx) =>
   Effect.gen(function* () {
     const { platform, rng } = ctx
-    const kills = ctx.full ? 20 : 3
+    const kills = ctx.full ? 20 : 2
     const modes: Array<RelayMode> = []
     for (let i = 0; i < kills; i++) {
       yield* sleepMs(rng.between(300, 1500))
@@ -153,7 +153,9 @@ const brokers: Run = (ctx) =>
   Effect.gen(function* () {
     const { cluster, rng } = ctx
     const downFor = ctx.full ? 8_000 : 2_000
-    const victims = ctx.full ? [1, 2, 3] : [rng.between(1, 3)]
+    // The short run leaves brokers up: every member's consumer restarts and rejoins after a broker
+    // comes back, a rebalance storm of a minute or two that the suite cannot afford.
+    const victims = ctx.full ? [1, 2, 3] : []
     for (const b of victims) {
       yield* sleepMs(rng.between(500, 1500))
       yield* Effect.promise(() => cluster.down(b))
@@ -182,7 +184,7 @@ const brokers: Run = (ctx) =>
     for (const b of [1, 2, 3]) yield* Effect.promise(() => cluster.rtt(b, 0))
     yield* ctx.cleared(`400 ms broker latency for ${spike / 1000} s`)
     ctx.notes.push(
-      `brokers ${victims.join(", ")} down ${downFor / 1000} s each, ${moves} leader moves, injected Produce/Fetch errors, a 400 ms latency spike`,
+      `${victims.length > 0 ? `brokers ${victims.join(", ")} down ${downFor / 1000} s each, ` : ""}${moves} leader moves, injected Produce/Fetch errors, a 400 ms latency spike`,
     )
   })
 
