@@ -14,7 +14,7 @@ describe("bun run chaos, briefly", () => {
       Effect.gen(function* () {
         const results = yield* runChaos({
           scenarios: scenarioNames,
-          secondsEach: 3,
+          secondsEach: 2,
           rate: 15,
           seed: 19,
           members: 2,
