@@ -3,14 +3,18 @@ import { spawnSync } from "bun"
 import { projectRoot } from "../../src/platform/project-root.ts"
 
 /** `bun run bench …` with no stack in its environment: a bad flag must not start one. */
-const bench = (...args: Array<string>) => {
-  const env = { ...process.env }
-  delete env.DATABASE_URL
-  delete env.REDIS_URL
-  delete env.KAFKA_BROKERS
-  const run = spawnSync([process.execPath, "bench/run.ts", ...args], { cwd: projectRoot, env })
-  return { code: run.exitCode, out: run.stdout.toString(), err: run.stderr.toString() }
-}
+const command =
+  (script: string) =>
+  (...args: Array<string>) => {
+    const env = { ...process.env }
+    delete env.DATABASE_URL
+    delete env.REDIS_URL
+    delete env.KAFKA_BROKERS
+    const run = spawnSync([process.execPath, script, ...args], { cwd: projectRoot, env })
+    return { code: run.exitCode, out: run.stdout.toString(), err: run.stderr.toString() }
+  }
+const bench = command("bench/run.ts")
+const chaos = command("bench/chaos/run.ts")
 
 describe("bench flags", () => {
   test("--help lists a bench's flags with their defaults and exits 0", () => {
@@ -41,5 +45,26 @@ describe("bench flags", () => {
     const { code, err } = bench("nope")
     expect(code).toBe(2)
     expect(err).toContain("usage: bun run bench <api|consumer|e2e|relay|write-path>")
+  })
+
+  test("bun run chaos --help lists its scenarios and flags and exits 0", () => {
+    const { code, out } = chaos("--help")
+    expect(code).toBe(0)
+    expect(out).toContain("usage: bun run chaos [scenario…] [flags]")
+    expect(out).toContain("relay-kill, member-kill, api-kill, postgres, redis, brokers, stall, poison")
+    expect(out).toContain("--minutes N")
+    expect(out).toContain("--json")
+  })
+
+  test.each([
+    [["nope"], "unknown scenario: nope"],
+    [["--minutes", "0"], "--minutes takes a positive number, not '0'"],
+    [["--json=yes"], "--json"],
+  ])("bun run chaos %p: says what is wrong, shows the usage, exits 2, starts nothing", (args, message) => {
+    const { code, out, err } = chaos(...args)
+    expect(code).toBe(2)
+    expect(err).toContain(message)
+    expect(err).toContain("usage: bun run chaos")
+    expect(out + err).not.toContain("[stack]")
   })
 })

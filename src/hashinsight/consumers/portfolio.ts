@@ -12,6 +12,7 @@ import { defineConsumer, type EventMeta, on } from "../../engine/consumer/defini
 import { Fatal, FencingRejected } from "../../engine/consumer/errors.ts"
 import { Locks } from "../../engine/consumer/lock.ts"
 import { invalidatePortfolios } from "../cache-keys.ts"
+import { postToLedger } from "../portfolio/ledger.ts"
 import { recalculatePortfolio, recalculatePortfolios, StaleFenceToken } from "../portfolio/recalculate.ts"
 import { minerTopic, opsTopic, treasuryTopic } from "../topics.ts"
 import { afterUnit } from "./after-unit.ts"
@@ -105,7 +106,13 @@ export const portfolioConsumer = defineConsumer<PlatformServices>({
     ),
     on(
       treasuryTopic,
-      { TreasuryTransactionRecorded: forUser },
+      {
+        TreasuryTransactionRecorded: (p, meta) =>
+          Effect.gen(function* () {
+            yield* postToLedger(meta.tenantId, meta.eventId, p)
+            yield* forUser(p, meta)
+          }),
+      },
       {
         lockKey: (p) => portfolioLockKey(p.userId),
       },
