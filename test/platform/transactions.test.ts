@@ -7,35 +7,17 @@
  */
 import { afterAll, beforeAll, describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Deferred, Effect, Fiber, Layer, Redacted } from "effect"
+import { Deferred, Effect, Fiber } from "effect"
 import Pg from "pg"
-import { AppConfig } from "../../src/platform/config.ts"
-import { Db, withTenant } from "../../src/platform/db.ts"
+import { withTenant } from "../../src/platform/db.ts"
 import { effectTest } from "../support/effect.ts"
 import { uniqueId } from "../support/ids.ts"
+import { inPool } from "../support/pool.ts"
 
 const tenantA = "0190f0d4-0000-7000-8000-0000000000a1"
 const tenantB = "0190f0d4-0000-7000-8000-0000000000b2"
 const table = `tx_test_${Date.now().toString(36)}`
 const admin = new Pg.Client({ connectionString: process.env.DATABASE_URL })
-
-/** One pooled connection of the production database layer. */
-const onePool = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) =>
-    Db.layerConfig.pipe(
-      Layer.provide(
-        Layer.succeed(AppConfig, {
-          ...config,
-          dbPoolMax: 1,
-          databaseUrl: Redacted.make(process.env.DATABASE_URL!),
-        }),
-      ),
-    ),
-  ),
-).pipe(Layer.provide(AppConfig.layer), Layer.fresh)
-
-const inPool = <A, E>(self: Effect.Effect<A, E, SqlClient.SqlClient>) =>
-  Effect.provide(self, onePool).pipe(Effect.orDie)
 
 const rows = async () =>
   (await admin.query<{ n: number }>(`SELECT n FROM ${table} ORDER BY n`)).rows.map((r) => r.n)
