@@ -1,6 +1,6 @@
 /**
  * The production database layer (`Db.layerConfig`: our pool, socket and client) on the suite's
- * database with `max` connections, made fresh for each use: with one connection the next borrower is
+ * database (or `url`) with `max` connections, made fresh for each use: with one connection the next borrower is
  * the same connection unless the pool dropped it.
  */
 import type { SqlClient } from "@effect/sql"
@@ -8,7 +8,7 @@ import { Effect, Layer, Redacted } from "effect"
 import { AppConfig } from "../../src/platform/config.ts"
 import { Db } from "../../src/platform/db.ts"
 
-export const poolOf = (max: number) =>
+export const poolOf = (max: number, url = process.env.DATABASE_URL!) =>
   Layer.unwrapEffect(
     Effect.map(AppConfig, (config) =>
       Db.layerConfig.pipe(
@@ -16,7 +16,7 @@ export const poolOf = (max: number) =>
           Layer.succeed(AppConfig, {
             ...config,
             dbPoolMax: max,
-            databaseUrl: Redacted.make(process.env.DATABASE_URL!),
+            databaseUrl: Redacted.make(url),
           }),
         ),
       ),
