@@ -29,6 +29,7 @@
  * claims then scan thousands of records).
  */
 import Pg from "pg"
+import { isStaleStatement } from "./sql-errors.ts"
 
 const maxStatements = 2000
 const names = new Map<string, string>()
@@ -54,17 +55,12 @@ const send = Pg.Client.prototype.query as Query
 const field = (error: unknown, name: string): unknown =>
   typeof error === "object" && error !== null ? (error as Record<string, unknown>)[name] : undefined
 
-/** The server no longer has the statement this connection prepared under that name, as it was. */
-const isStale = (error: unknown) =>
-  field(error, "code") === "26000" ||
-  (field(error, "code") === "0A000" && field(error, "routine") === "RevalidateCachedQuery")
-
 const isFatal = (error: unknown) =>
   field(error, "severity") === "FATAL" || field(error, "severity") === "PANIC"
 
 const sendNamed = (client: Pg.Client, name: string, text: string, values: unknown, done: Callback) =>
   send.call(client, { name, text, values }, (error: Error | null, result?: unknown) => {
-    if (!isStale(error)) return done(error, result)
+    if (!isStaleStatement(error)) return done(error, result)
     const current = names.get(text)
     const fresh = current === name || current === undefined ? rename(text) : current
     send.call(client, { name: fresh, text, values }, (again: Error | null, retried?: unknown) =>
