@@ -51,7 +51,11 @@ const pool = (url: Redacted.Redacted<string>, max: number) =>
       )
       return pool
     }),
-    (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(1))),
+    // pool.end() waits for every checked-out connection to come back, which one with a statement in
+    // flight on a hung server never does; a release runs uninterruptibly, so without `interruptible`
+    // the timeout could not cut it short.
+    (pool) =>
+      Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(Duration.seconds(1))),
   ).pipe(Effect.tap((p) => Effect.forkScoped(reportPool(p, max))))
 
 /** The pool's figures as gauges, every second (pg-pool emits no event when a checkout starts waiting). */
