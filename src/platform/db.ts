@@ -17,9 +17,9 @@ export const appRole = "hashinsight_app"
 const connectTimeout = Duration.seconds(5)
 
 /**
- * The process's pool: our socket (pg-socket.ts) and statement cache (pg-prepared.ts), which
- * `PgClient.layer` has no options for; checked with one query before anyone uses it, as
- * `PgClient.layer` does.
+ * The process's pool: our socket (pg-socket.ts) and client (pg-prepared.ts: the statement cache,
+ * and a client whose backend sent FATAL dropped rather than pooled), which `PgClient.layer` has no
+ * options for; checked with one query before anyone uses it, as `PgClient.layer` does.
  */
 const pool = (url: Redacted.Redacted<string>, max: number) =>
   Effect.acquireRelease(
@@ -35,7 +35,6 @@ const pool = (url: Redacted.Redacted<string>, max: number) =>
       })
       // A broken idle connection is dropped by the pool; the next checkout reports any trouble.
       pool.on("error", () => {})
-      pool.on("connect", dropWhenFatal)
       yield* Effect.tryPromise({
         try: () => pool.query("SELECT 1"),
         catch: (cause) => new SqlError.SqlError({ cause, message: "PgClient: Failed to connect" }),
@@ -52,7 +51,11 @@ const pool = (url: Redacted.Redacted<string>, max: number) =>
       )
       return pool
     }),
-    (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(Duration.seconds(1))),
+    // pool.end() waits for every checked-out connection to come back, which one with a statement in
+    // flight on a hung server never does; a release runs uninterruptibly, so without `interruptible`
+    // the timeout could not cut it short.
+    (pool) =>
+      Effect.promise(() => pool.end()).pipe(Effect.interruptible, Effect.timeoutOption(Duration.seconds(1))),
   ).pipe(Effect.tap((p) => Effect.forkScoped(reportPool(p, max))))
 
 /** The pool's figures as gauges, every second (pg-pool emits no event when a checkout starts waiting). */
@@ -65,21 +68,6 @@ const reportPool = (pool: Pg.Pool, max: number) =>
       Metric.set(poolMax, max),
     ]),
   ).pipe(Effect.repeat(Schedule.spaced(Duration.seconds(1))))
-
-/**
- * A backend that sent FATAL (terminated, or the server shutting down) is gone, but node-postgres
- * hands that error to the running query alone and keeps the client open until the socket's close
- * arrives. Released in between, the client went back to the pool and straight to the next request
- * waiting for a connection, which failed on it too. Ended the moment FATAL arrives (the listener
- * goes first: the query hears of it next and its caller may release the client at once), it is
- * dropped on release as every ended client is, and any later statement on it fails unsent.
- */
-const dropWhenFatal = (client: Pg.PoolClient) => {
-  const pg = client as Pg.PoolClient & Pg.Client
-  pg.connection.prependListener("errorMessage", (message: { readonly severity?: string }) => {
-    if (message.severity === "FATAL" || message.severity === "PANIC") void pg.end()
-  })
-}
 
 /** The process's `SqlClient` (`@effect/sql-pg` on our pool), from `AppConfig`. */
 const layerConfig = Layer.unwrapEffect(

@@ -55,8 +55,13 @@ export class KafkaError extends Data.TaggedError("KafkaError")<{
 const attempt = <A>(op: string, f: () => Promise<A>) =>
   Effect.tryPromise({ try: f, catch: (cause) => new KafkaError({ op, cause }) })
 
+/**
+ * A release's disconnect, given up after 10 s: a consumer's waits for its running batch and then
+ * leaves its group, and against brokers that hang each request waits out kafkajs's request timeout.
+ * A release runs uninterruptibly, so without `interruptible` the timeout could not cut it short.
+ */
 const disconnect = (op: string, f: () => Promise<void>) =>
-  attempt(op, f).pipe(Effect.timeout(Duration.seconds(10)), Effect.ignore)
+  attempt(op, f).pipe(Effect.interruptible, Effect.timeout(Duration.seconds(10)), Effect.ignore)
 
 export class Kafka extends Context.Tag("hashinsight/platform/Kafka")<
   Kafka,

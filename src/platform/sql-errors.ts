@@ -22,7 +22,12 @@ const sqlStateShape = /^[0-9A-Z]{5}$/
 
 const causes = function* (error: unknown) {
   for (let c = error, depth = 0; typeof c === "object" && c !== null && depth < 5; depth++) {
-    yield c as { readonly code?: unknown; readonly message?: unknown; readonly cause?: unknown }
+    yield c as {
+      readonly code?: unknown
+      readonly routine?: unknown
+      readonly message?: unknown
+      readonly cause?: unknown
+    }
     c = (c as { readonly cause?: unknown }).cause
   }
 }
@@ -39,6 +44,18 @@ export const sqlStateOf = (error: unknown): string | undefined => {
     if (typeof c.code === "string" && sqlStateShape.test(c.code) && !socketErrorCodes.has(c.code))
       return c.code
   return undefined
+}
+
+/**
+ * A named statement the server no longer has as its connection prepared it: a migration changed the
+ * type of a column it returns (0A000 from the plan cache's revalidation; other 0A000s are features
+ * not supported), or the connection's statements were dropped (26000). The statement cache
+ * (pg-prepared.ts) prepares it again at its next execution, so an attempt after this one works.
+ */
+export const isStaleStatement = (error: unknown) => {
+  for (const c of causes(error))
+    if (c.code === "26000" || (c.code === "0A000" && c.routine === "RevalidateCachedQuery")) return true
+  return false
 }
 
 export const isSqlError = (u: unknown): u is SqlError.SqlError => u instanceof SqlError.SqlError

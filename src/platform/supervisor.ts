@@ -48,7 +48,10 @@ const stop = (child: Subprocess, name: string) =>
   Effect.gen(function* () {
     if (child.exitCode !== null || child.signalCode !== null) return
     child.kill("SIGTERM")
+    // Run as a release, which is uninterruptible: without `interruptible` the time limit could not
+    // cut the wait short, and a child that never drains was waited for forever.
     const drained = yield* Effect.promise(() => child.exited).pipe(
+      Effect.interruptible,
       Effect.timeout(Duration.seconds(15)),
       Effect.option,
     )

@@ -68,6 +68,19 @@ const table: ReadonlyArray<Row> = [
   ["deadlock", sqlState("40P01"), "retryable", "SqlError"],
   ["lock not available", sqlState("55P03"), "retryable", "SqlError"],
   ["statement timeout: the event's own", sqlState("57014"), "retryable", "SqlError"],
+  [
+    "a prepared statement whose result type a migration changed (0A000 from RevalidateCachedQuery)",
+    new SqlError({
+      cause: Object.assign(new Error("cached plan must not change result type"), {
+        code: "0A000",
+        routine: "RevalidateCachedQuery",
+      }),
+    }),
+    "retryable",
+    "SqlError",
+  ],
+  ["a prepared statement dropped under its connection (26000)", sqlState("26000"), "retryable", "SqlError"],
+  ["any other feature not supported (0A000)", sqlState("0A000"), "fatal", "SqlError"],
   ["invalid text representation (class 22)", sqlState("22P02"), "fatal", "SqlError"],
   ["division by zero (class 22)", sqlState("22012"), "fatal", "SqlError"],
   ["unique violation (class 23)", sqlState("23505"), "fatal", "SqlError"],

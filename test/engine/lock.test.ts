@@ -174,3 +174,28 @@ describe("consumer locks", () => {
       }),
   )
 })
+
+describe("consumer locks on a Redis that hangs", () => {
+  effectTest(
+    "Redis stops answering while a lock is held: the release gives up after its 2 s and the unit ends",
+    () =>
+      Effect.gen(function* () {
+        const locks = yield* Locks.make(defaultLockOptions)
+        const redis = yield* Redis
+        const key = `lock:user:${uniqueId("u")}:portfolio`
+        const [took, value] = yield* Effect.timed(
+          locks.withLock(key, () =>
+            // CLIENT PAUSE: the server keeps every connection open and answers none of them for 6 s.
+            Effect.as(
+              redis.use("pause", (c) => c.call("CLIENT", "PAUSE", "6000", "ALL")),
+              "done",
+            ),
+          ),
+        )
+        expect(value).toBe("done")
+        expect(Duration.toMillis(took)).toBeLessThan(4_500)
+        // Let the pause run out before the next test uses Redis.
+        yield* Effect.sleep(Duration.millis(Math.max(0, 6_500 - Duration.toMillis(took))))
+      }),
+  )
+})

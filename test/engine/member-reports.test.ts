@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import { Duration, Effect } from "effect"
 import { AssignerProtocol, type Cluster, type Logger } from "kafkajs"
 import {
   goneMembers,
@@ -135,6 +135,27 @@ describe("member reports", () => {
 
         yield* reports.remove(group, mine.member)
         expect(yield* reports.read(group)).toEqual([])
+      }),
+  )
+})
+
+describe("member reports on a Redis that hangs", () => {
+  effectTest(
+    "a member's report removed in its finalizer while Redis answers nothing: the finalizer gives up after the store's 1 s",
+    () =>
+      Effect.gen(function* () {
+        const reports = yield* MemberReports.make
+        const redis = yield* Redis
+        const group = uniqueId("hung-reports")
+        yield* reports.write(group, report("host-a:1"))
+        // CLIENT PAUSE: the server keeps every connection open and answers none of them for 5 s.
+        yield* redis.use("pause", (c) => c.call("CLIENT", "PAUSE", "5000", "ALL"))
+        const [took] = yield* Effect.timed(
+          Effect.scoped(Effect.addFinalizer(() => reports.remove(group, "host-a:1"))),
+        )
+        expect(Duration.toMillis(took)).toBeLessThan(2_500)
+        // Let the pause run out before the next test uses Redis.
+        yield* Effect.sleep(Duration.millis(Math.max(0, 5_500 - Duration.toMillis(took))))
       }),
   )
 })

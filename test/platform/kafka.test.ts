@@ -1,11 +1,15 @@
 import { describe, expect } from "bun:test"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { SqlClient } from "@effect/sql"
-import { Cause, Deferred, Effect, Exit } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, Scope } from "effect"
 // @ts-expect-error kafkajs ships no types for its internals
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js"
 import { dbProbe } from "../../src/platform/db.ts"
 import { Kafka } from "../../src/platform/kafka.ts"
 import { Redis } from "../../src/platform/redis.ts"
+import { spawnKafkaMock } from "../../src/platform/stack/kafka.ts"
 import { effectTest } from "../support/effect.ts"
 import { uniqueId } from "../support/ids.ts"
 
@@ -130,5 +134,42 @@ describe("platform layers", () => {
       const rows = yield* sql<{ wal_level: string }>`SHOW wal_level`
       expect(rows[0]?.wal_level).toBe("logical")
     }),
+  )
+
+  effectTest(
+    "brokers that hang (stopped, their connections open) with a consumer running: closing the scope is bounded by the release timeout",
+    () =>
+      Effect.gen(function* () {
+        // A cluster of the test's own, stopped with SIGSTOP: connected sockets stay open and nothing answers.
+        const cluster = yield* Effect.acquireRelease(
+          Effect.promise(() =>
+            spawnKafkaMock(join(mkdtempSync(join(tmpdir(), "kafka-hung-")), "kcat.log"), { detached: false }),
+          ),
+          ({ pid }) =>
+            Effect.sync(() => {
+              process.kill(pid, "SIGCONT")
+              process.kill(pid, "SIGKILL")
+            }),
+        )
+        const scope = yield* Scope.make()
+        const kafka = yield* Scope.extend(Kafka.make(cluster.brokers.split(","), uniqueId("hung")), scope)
+        const topic = uniqueId("hung")
+        const producer = yield* Scope.extend(kafka.producer(), scope)
+        yield* Effect.promise(() => producer.send({ topic, messages: [{ value: "x" }] }))
+        const consumed = yield* Deferred.make<void>()
+        const consumer = yield* Scope.extend(kafka.consumer({ groupId: uniqueId("hung-group") }), scope)
+        yield* Effect.promise(() => consumer.subscribe({ topic, fromBeginning: true }))
+        yield* Effect.promise(() =>
+          consumer.run({ eachMessage: async () => Deferred.unsafeDone(consumed, Effect.void) }),
+        )
+        yield* Deferred.await(consumed).pipe(Effect.timeout("20 seconds"))
+        yield* Scope.extend(kafka.admin, scope)
+        yield* kafka.probe
+        process.kill(cluster.pid, "SIGSTOP")
+        const [took] = yield* Effect.timed(Scope.close(scope, Exit.void))
+        // Each release gives up after 10 s; unbounded, the consumer's alone took over 20 s here.
+        expect(Duration.toMillis(took)).toBeLessThan(12_000)
+      }),
+    { timeout: 90_000 },
   )
 })

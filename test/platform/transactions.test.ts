@@ -7,35 +7,20 @@
  */
 import { afterAll, beforeAll, describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
-import { Deferred, Effect, Fiber, Layer, Redacted } from "effect"
+import { SqlError } from "@effect/sql/SqlError"
+import { Cause, Deferred, Effect, Fiber } from "effect"
 import Pg from "pg"
-import { AppConfig } from "../../src/platform/config.ts"
-import { Db, withTenant } from "../../src/platform/db.ts"
+import { isCommitOutcomeUnknown, withTenant } from "../../src/platform/db.ts"
+import { sqlStateOf } from "../../src/platform/sql-errors.ts"
+import { scratchDatabase, withClient } from "../support/database.ts"
 import { effectTest } from "../support/effect.ts"
 import { uniqueId } from "../support/ids.ts"
+import { inPool, poolOf } from "../support/pool.ts"
 
 const tenantA = "0190f0d4-0000-7000-8000-0000000000a1"
 const tenantB = "0190f0d4-0000-7000-8000-0000000000b2"
 const table = `tx_test_${Date.now().toString(36)}`
 const admin = new Pg.Client({ connectionString: process.env.DATABASE_URL })
-
-/** One pooled connection of the production database layer. */
-const onePool = Layer.unwrapEffect(
-  Effect.map(AppConfig, (config) =>
-    Db.layerConfig.pipe(
-      Layer.provide(
-        Layer.succeed(AppConfig, {
-          ...config,
-          dbPoolMax: 1,
-          databaseUrl: Redacted.make(process.env.DATABASE_URL!),
-        }),
-      ),
-    ),
-  ),
-).pipe(Layer.provide(AppConfig.layer), Layer.fresh)
-
-const inPool = <A, E>(self: Effect.Effect<A, E, SqlClient.SqlClient>) =>
-  Effect.provide(self, onePool).pipe(Effect.orDie)
 
 const rows = async () =>
   (await admin.query<{ n: number }>(`SELECT n FROM ${table} ORDER BY n`)).rows.map((r) => r.n)
@@ -167,6 +152,42 @@ describe("transactions on the process's pool", () => {
   )
 
   effectTest(
+    "interrupted while it waits for the pool's connection: it still opens (BEGIN runs uninterruptibly), is interrupted before its first statement, and rolls back",
+    () =>
+      inPool(
+        Effect.gen(function* () {
+          const sql = yield* SqlClient.SqlClient
+          const holding = yield* Deferred.make<void>()
+          const release = yield* Deferred.make<void>()
+          const holder = yield* Effect.fork(
+            sql.withTransaction(
+              Effect.zipRight(Deferred.succeed(holding, undefined), Deferred.await(release)),
+            ),
+          )
+          yield* Deferred.await(holding)
+          let ran = false
+          const waiting = yield* Effect.fork(
+            withTenant(tenantA)(
+              Effect.zipRight(
+                Effect.sync(() => (ran = true)),
+                insert(11),
+              ),
+            ),
+          )
+          yield* Effect.sleep("50 millis")
+          const interrupting = yield* Effect.fork(Fiber.interrupt(waiting))
+          yield* Effect.sleep("50 millis")
+          yield* Deferred.succeed(release, undefined)
+          yield* Fiber.join(holder)
+          yield* Fiber.join(interrupting)
+          expect(ran).toBe(false)
+          expect(yield* Effect.promise(rows)).toEqual([])
+          expect(yield* session).toMatchObject(outsideAnyTransaction)
+        }),
+      ),
+  )
+
+  effectTest(
     "a backend terminated inside a transaction: the transaction fails, and its connection is dropped rather than handed out",
     () =>
       inPool(
@@ -201,5 +222,124 @@ describe("transactions on the process's pool", () => {
         expect(yield* session).toMatchObject(outsideAnyTransaction)
       }),
     ).pipe(Effect.ensuring(clear)),
+  )
+})
+
+describe("tenant transactions under concurrency, interruptions and terminated backends", () => {
+  effectTest(
+    "24 fibers on a pool of 3, interrupted at random moments while backends are terminated at random: no borrower is handed a connection inside a transaction or a failed one, each sees its own tenant, and what committed is there",
+    () =>
+      Effect.gen(function* () {
+        const db = yield* scratchDatabase
+        yield* withClient(db.url)(
+          Effect.flatMap(SqlClient.SqlClient, (sql) =>
+            sql.unsafe(`CREATE TABLE stress (fiber int, n int, tenant text, PRIMARY KEY (fiber, n));
+              GRANT SELECT, INSERT ON stress TO hashinsight_app`),
+          ),
+        )
+        const suite = yield* SqlClient.SqlClient
+        const outcomes: Array<{ fiber: number; n: number; committed: boolean | undefined }> = []
+        const violations: Array<unknown> = []
+        const counts = { terminated: 0, interrupted: 0, committed: 0, failed: 0, handedOut: 0 }
+        let running = true
+
+        const attempt = (sql: SqlClient.SqlClient, fiber: number, n: number) => {
+          const tenant = fiber % 2 === 0 ? tenantA : tenantB
+          return withTenant(tenant)(
+            Effect.gen(function* () {
+              const [inside] = yield* sql<{ role: string; tenant: string }>`
+                SELECT current_user AS role, current_setting('app.tenant_id') AS tenant`
+              if (inside!.role !== "hashinsight_app" || inside!.tenant !== tenant)
+                violations.push({ fiber, n, inside, why: "another role or tenant inside" })
+              yield* sql`INSERT INTO stress VALUES (${fiber}, ${n}, ${tenant})`
+              if (n % 4 === 3) return yield* Effect.fail("the body's own failure" as const)
+            }),
+          )
+        }
+        const worker = (fiber: number) =>
+          Effect.gen(function* () {
+            const sql = yield* SqlClient.SqlClient
+            for (let n = 0; running; n++) {
+              // What a borrower outside any transaction is handed.
+              const handed = yield* Effect.either(session)
+              if (handed._tag === "Right") {
+                counts.handedOut++
+                if (handed.right.inTransaction || handed.right.role !== "postgres")
+                  violations.push({ fiber, n, handed: handed.right, why: "handed out inside a transaction" })
+              } else if (sqlStateOf(handed.left) === "25P02")
+                violations.push({ fiber, n, why: "handed out in a failed transaction" })
+              if (n % 3 === 0) {
+                const running = yield* Effect.fork(attempt(sql, fiber, n))
+                yield* Effect.sleep(`${Math.floor(Math.random() * 3)} millis`)
+                yield* Fiber.interrupt(running)
+                counts.interrupted++
+                // Interrupted during its COMMIT (which runs uninterruptibly), it may have committed.
+                outcomes.push({ fiber, n, committed: undefined })
+                continue
+              }
+              const exit = yield* Effect.exit(attempt(sql, fiber, n))
+              if (exit._tag === "Success") counts.committed++
+              else counts.failed++
+              const unknown =
+                exit._tag === "Failure" &&
+                Cause.failureOption(exit.cause).pipe(
+                  (e) => e._tag === "Some" && e.value instanceof SqlError && isCommitOutcomeUnknown(e.value),
+                )
+              outcomes.push({ fiber, n, committed: unknown ? undefined : exit._tag === "Success" })
+            }
+          })
+        const terminator = Effect.gen(function* () {
+          while (running) {
+            const rows = yield* suite`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE pid = (SELECT pid FROM pg_stat_activity WHERE datname = ${db.name}
+                AND application_name = 'hashinsight' ORDER BY random() LIMIT 1)`
+            counts.terminated += rows.length
+            yield* Effect.sleep(`${5 + Math.floor(Math.random() * 20)} millis`)
+          }
+        })
+
+        yield* Effect.gen(function* () {
+          const workers = yield* Effect.fork(
+            Effect.all(
+              Array.from({ length: 24 }, (_, i) => worker(i)),
+              { concurrency: "unbounded" },
+            ),
+          )
+          const terminating = yield* Effect.fork(terminator)
+          yield* Effect.sleep("4 seconds")
+          running = false
+          yield* Fiber.join(terminating)
+          yield* Fiber.join(workers)
+          // Every connection the pool holds now, taken at once: each is clean.
+          const last = yield* Effect.all(
+            [0, 1, 2].map(() =>
+              Effect.flatMap(SqlClient.SqlClient, (sql) =>
+                sql.withTransaction(Effect.zipRight(Effect.sleep("50 millis"), Effect.succeed(true))),
+              ),
+            ),
+            { concurrency: "unbounded" },
+          )
+          expect(last).toEqual([true, true, true])
+          expect(yield* session).toMatchObject(outsideAnyTransaction)
+        }).pipe(Effect.provide(poolOf(3, db.url)))
+
+        const stored = yield* withClient(db.url)(
+          Effect.flatMap(
+            SqlClient.SqlClient,
+            (sql) => sql<{ fiber: number; n: number; tenant: string }>`SELECT fiber, n, tenant FROM stress`,
+          ),
+        )
+        const have = new Set(stored.map((r) => `${r.fiber}/${r.n}`))
+        const wrong = outcomes.filter(
+          (o) => o.committed !== undefined && o.committed !== have.has(`${o.fiber}/${o.n}`),
+        )
+        expect(violations).toEqual([])
+        expect(wrong).toEqual([])
+        expect(stored.filter((r) => r.tenant !== (r.fiber % 2 === 0 ? tenantA : tenantB))).toEqual([])
+        expect(counts.terminated).toBeGreaterThan(30)
+        expect(counts.committed).toBeGreaterThan(30)
+        expect(counts.failed).toBeGreaterThan(30)
+      }),
+    { timeout: 90_000 },
   )
 })

@@ -18,6 +18,7 @@ import {
   errorCodeOf,
   isCheckoutFailure,
   isSqlError,
+  isStaleStatement,
   socketErrorCodes,
   sqlStateOf,
 } from "../../platform/sql-errors.ts"
@@ -116,6 +117,8 @@ const sqlKind = (error: SqlError.SqlError): Kind => {
   if (code === undefined) return "unavailable"
   if (unavailableSqlStates.has(code) || unavailableSqlStates.has(code.slice(0, 2))) return "unavailable"
   if (retryableSqlStates.has(code)) return "retryable"
+  // A statement a migration or DISCARD left stale: prepared again, the next attempt runs.
+  if (isStaleStatement(error)) return "retryable"
   if (fatalSqlClasses.has(code.slice(0, 2))) return "fatal"
   // Any other server-side error (raise_exception, invalid transaction state, …) repeats on retry.
   return "fatal"

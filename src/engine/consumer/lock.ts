@@ -112,6 +112,9 @@ export class Locks extends Context.Tag("hashinsight/engine/Locks")<
 
       const release = (keys: ReadonlyArray<string>, token: string) =>
         perKey("lock.release", keys, (key) => [releaseScript, 1, key, token]).pipe(
+          // Run as withLocks's release and inside its acquire, both uninterruptible: without this the
+          // timeout could not cut short a release that a hung Redis never answers.
+          Effect.interruptible,
           Effect.timeout(Duration.seconds(2)),
           // An unreleased lock still expires after its ttl; nothing else to do.
           Effect.ignore,

@@ -87,7 +87,10 @@ export class MemberReports extends Context.Tag("hashinsight/engine/MemberReports
   static readonly make = Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const redis = yield* Redis
-    const bounded = <A, E>(self: Effect.Effect<A, E>) => Effect.timeout(self, storeTimeout)
+    // `remove` runs in a member's finalizer, uninterruptible: without `interruptible` the time limit
+    // could not cut short a store that never answers, and the member's shutdown waited on it.
+    const bounded = <A, E>(self: Effect.Effect<A, E>) =>
+      Effect.timeout(Effect.interruptible(self), storeTimeout)
 
     const write = (group: string, report: MemberReport) => {
       const json = JSON.stringify(report)

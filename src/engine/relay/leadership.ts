@@ -33,6 +33,8 @@ const lockSession = (config: RelayConfig) =>
     }),
     (client) =>
       Effect.promise(() => client.end().catch(() => undefined)).pipe(
+        // A release is uninterruptible: without this the timeout could not cut the wait short.
+        Effect.interruptible,
         Effect.timeout("5 seconds"),
         Effect.ignore,
       ),

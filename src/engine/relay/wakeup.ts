@@ -59,6 +59,8 @@ export const wakeups = (config: RelayConfig) =>
       }),
       (client) =>
         Effect.promise(() => client.end().catch(() => undefined)).pipe(
+          // A release is uninterruptible: without this the timeout could not cut the wait short.
+          Effect.interruptible,
           Effect.timeout("5 seconds"),
           Effect.ignore,
         ),

@@ -58,7 +58,13 @@ export const walRelay = (config: RelayConfig, producer: KafkaProducer) =>
             { acknowledge: { auto: false, timeoutSeconds: 0 } },
           ),
       ),
-      (s) => Effect.promise(() => s.destroy()).pipe(Effect.timeout("5 seconds"), Effect.ignore),
+      // A release is uninterruptible: without `interruptible` the timeout could not cut the wait short.
+      (s) =>
+        Effect.promise(() => s.destroy()).pipe(
+          Effect.interruptible,
+          Effect.timeout("5 seconds"),
+          Effect.ignore,
+        ),
     )
     const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [config.publication] })
     const commits = yield* Queue.unbounded<Commit>()
