@@ -49,6 +49,7 @@ export {
   memberLayer,
   runMember,
 } from "./consumer/runtime.ts"
+export { type EventVersions, eventVersions } from "./event-versions.ts"
 export { type AppendError, type NewEvent, Outbox, OutboxOutsideTransaction } from "./outbox.ts"
 export {
   MissingHeader,
@@ -67,6 +68,7 @@ export {
   runRelay,
   slotLag,
 } from "./relay/index.ts"
+export { registrySchemas, type TopicSchemas, topicSchemas } from "./schema-export.ts"
 export {
   defineTopic,
   type EventSchemas,
