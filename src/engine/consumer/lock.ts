@@ -52,10 +52,16 @@ export interface LockOptions {
   readonly renewEvery: Duration.Duration
 }
 
+/**
+ * A ttl well inside one `wait`: the lock of a holder that died (SIGKILL, a lost host) is free again
+ * before the member that took over its partitions has spent one attempt on it, instead of costing
+ * that key's events their retry budget. A live holder renews three times per ttl, so only a process
+ * that stalls for most of a ttl loses its lock — and fencing refuses whatever it then commits.
+ */
 export const defaultLockOptions: LockOptions = {
-  ttl: Duration.seconds(60),
+  ttl: Duration.seconds(6),
   wait: Duration.seconds(10),
-  renewEvery: Duration.seconds(20),
+  renewEvery: Duration.seconds(2),
 }
 
 export interface Held {
@@ -148,25 +154,26 @@ export class Locks extends Context.Tag("hashinsight/engine/Locks")<
         )
 
       // Every held set, renewed by one loop: each is renewed within `renewEvery` of being taken.
+      // The sets are read at each round (suspended): read once, the loop renewed nothing ever.
       const held = new Map<string, ReadonlyArray<string>>()
-      const renewAll = Effect.forEach(
-        Array.from(held),
-        ([token, keys]) =>
-          perKey("lock.renew", keys, (key) => [renewScript, 1, key, token, ttlMs]).pipe(
-            Effect.flatMap((renewed) =>
-              Effect.forEach(keys, (key, i) =>
-                renewed[i] === 1 || !held.has(token)
-                  ? Effect.void
-                  : Effect.logWarning(`lock ${key} was lost while held; fencing will reject a late write`),
+      const renewAll = Effect.suspend(() =>
+        Effect.forEach(
+          Array.from(held),
+          ([token, keys]) =>
+            perKey("lock.renew", keys, (key) => [renewScript, 1, key, token, ttlMs]).pipe(
+              Effect.flatMap((renewed) =>
+                Effect.forEach(keys, (key, i) =>
+                  renewed[i] === 1 || !held.has(token)
+                    ? Effect.void
+                    : Effect.logWarning(`lock ${key} was lost while held; fencing will reject a late write`),
+                ),
               ),
+              Effect.ignore,
             ),
-            Effect.ignore,
-          ),
-        { discard: true },
+          { discard: true },
+        ),
       )
-      yield* Effect.forkScoped(
-        Effect.suspend(() => renewAll).pipe(Effect.delay(options.renewEvery), Effect.forever),
-      )
+      yield* Effect.forkScoped(renewAll.pipe(Effect.delay(options.renewEvery), Effect.forever))
 
       /**
        * A fence rejection means the database has seen a newer token than this counter hands out:
