@@ -7,7 +7,7 @@
  * brings a counter that fell behind the database (Redis data loss) back up: see `catchUp`.
  */
 import { SqlClient } from "@effect/sql"
-import { Context, Duration, Effect, Layer, Schedule } from "effect"
+import { Context, Duration, Effect, Layer, Schedule, type Scope } from "effect"
 import { Redis, type RedisError } from "../../platform/redis.ts"
 import { FencingRejected, LockContended } from "./errors.ts"
 
@@ -88,6 +88,13 @@ export class Locks extends Context.Tag("hashinsight/engine/Locks")<
       keys: ReadonlyArray<string>,
       use: (held: ReadonlyMap<string, Held>) => Effect.Effect<A, E, R>,
     ) => Effect.Effect<A, E | LockContended | RedisError, R>
+    /**
+     * Takes every key at once, as `withLocks` does, and holds them until the scope closes: for a
+     * unit that must keep them until its transaction is over (`withUnitLocks`).
+     */
+    readonly hold: (
+      keys: ReadonlyArray<string>,
+    ) => Effect.Effect<ReadonlyMap<string, Held>, LockContended | RedisError, Scope.Scope>
   }
 >() {
   /** Needs a scope: one fiber renews every lock set held through this service. */
@@ -200,6 +207,15 @@ export class Locks extends Context.Tag("hashinsight/engine/Locks")<
           Effect.ignore,
         )
 
+      const take = (sorted: ReadonlyArray<string>, token: string) =>
+        Effect.tap(acquire(sorted, token), () => Effect.sync(() => held.set(token, sorted)))
+
+      const giveBack = (sorted: ReadonlyArray<string>, token: string) =>
+        Effect.zipRight(
+          Effect.sync(() => held.delete(token)),
+          release(sorted, token),
+        )
+
       const withLocks = <A, E, R>(
         keys: ReadonlyArray<string>,
         use: (held: ReadonlyMap<string, Held>) => Effect.Effect<A, E, R>,
@@ -207,23 +223,27 @@ export class Locks extends Context.Tag("hashinsight/engine/Locks")<
         const sorted = Array.from(new Set(keys)).sort()
         const token = crypto.randomUUID()
         return Effect.acquireUseRelease(
-          Effect.tap(acquire(sorted, token), () => Effect.sync(() => held.set(token, sorted))),
+          take(sorted, token),
           (locks) =>
             Effect.tapError(use(locks), (error) =>
               error instanceof FencingRejected && locks.has(error.lockKey) ? catchUp(error) : Effect.void,
             ),
-          () =>
-            Effect.zipRight(
-              Effect.sync(() => held.delete(token)),
-              release(sorted, token),
-            ),
+          () => giveBack(sorted, token),
         ).pipe(Effect.withSpan("Locks.withLocks", { attributes: { keys: sorted.length } }))
+      }
+
+      const hold = (keys: ReadonlyArray<string>) => {
+        const sorted = Array.from(new Set(keys)).sort()
+        const token = crypto.randomUUID()
+        return Effect.acquireRelease(take(sorted, token), () => giveBack(sorted, token)).pipe(
+          Effect.withSpan("Locks.hold", { attributes: { keys: sorted.length } }),
+        )
       }
 
       const withLock = <A, E, R>(key: string, use: (held: Held) => Effect.Effect<A, E, R>) =>
         withLocks([key], (held) => use(held.get(key)!))
 
-      return Locks.of({ withLock, withLocks })
+      return Locks.of({ withLock, withLocks, hold })
     })
 
   static readonly layerWith = (options: LockOptions) => Layer.scoped(Locks, Locks.make(options))
