@@ -2,6 +2,7 @@ import { describe, expect } from "bun:test"
 import { join } from "node:path"
 import { Duration, Effect, Exit } from "effect"
 import { defaultLockOptions, Locks } from "../../src/engine/consumer/lock.ts"
+import { Redis } from "../../src/platform/redis.ts"
 import { effectTest } from "../support/effect.ts"
 import { uniqueId } from "../support/ids.ts"
 
@@ -62,5 +63,28 @@ describe("a lock whose holder died", () => {
       if (Exit.isFailure(exit)) expect(JSON.stringify(exit.cause)).toContain("LockContended")
       holder.proc.kill("SIGKILL")
     }),
+  )
+
+  effectTest(
+    "a holder stopped past its ttl loses the lock to a contender and, resumed, cannot take it back",
+    () =>
+      Effect.gen(function* () {
+        const key = `lock:user:${uniqueId("u")}:portfolio`
+        const holder = yield* spawnHolder(key)
+        const redis = yield* Redis
+        holder.proc.kill("SIGSTOP")
+        const locks = yield* Locks.make(defaultLockOptions)
+        const token = yield* locks.withLock(key, (held) =>
+          Effect.gen(function* () {
+            const ours = yield* redis.use("get", (c) => c.get(key))
+            holder.proc.kill("SIGCONT")
+            // A renewal round of the resumed holder, and one of ours.
+            yield* Effect.sleep(Duration.sum(defaultLockOptions.renewEvery, Duration.seconds(1)))
+            expect(yield* redis.use("get", (c) => c.get(key))).toBe(ours)
+            return held.token
+          }),
+        )
+        expect(token).toBeGreaterThan(holder.token)
+      }),
   )
 })
