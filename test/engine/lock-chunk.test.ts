@@ -8,8 +8,8 @@ import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { beforeCommit, withUnitLocks } from "../../src/engine/consumer/before-commit.ts"
 import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
-import { Fatal } from "../../src/engine/consumer/errors.ts"
-import type { Locks } from "../../src/engine/consumer/lock.ts"
+import { Fatal, FencingRejected } from "../../src/engine/consumer/errors.ts"
+import { fenceKey, type Locks } from "../../src/engine/consumer/lock.ts"
 import { decodeRetryPolicy } from "../../src/engine/consumer/retry.ts"
 import { Redis } from "../../src/platform/redis.ts"
 import {
@@ -252,5 +252,38 @@ describe("locks taken for a unit", () => {
         )
       }),
     { timeout: 60_000 },
+  )
+})
+
+describe("a fence rejection of a key taken for a unit", () => {
+  effectTest("raises that key's counter, as for the unit's own keys", () =>
+    Effect.gen(function* () {
+      const topic = workTopic()
+      const group = uniqueId("unit-catch-up")
+      const key = `lock:user:${uniqueId("u")}:unit`
+      const redis = yield* Redis
+      // Above the clock-seeded counter (microseconds), and exact in a double.
+      const newest = Date.now() * 1000 + 1_000_000_000
+      const consumer = defineConsumer<Locks>({
+        name: "unit-catch-up",
+        group,
+        retry: noRetries,
+        subscriptions: [
+          on(topic, {
+            Work: () =>
+              beforeCommit(
+                "reprice",
+                withUnitLocks([key], (held) =>
+                  Effect.fail(new FencingRejected({ lockKey: key, token: held.get(key)!.token, newest })),
+                ),
+              ),
+          }),
+        ],
+      })
+      yield* produce(topic.name, [workRecord({ label: "x" })])
+      yield* startMember(consumer)
+      yield* eventually(Effect.map(dlqRows(group), (rows) => rows.length === 1))
+      expect(Number(yield* redis.use("get", (c) => c.get(fenceKey(key))))).toBe(newest)
+    }),
   )
 })

@@ -7,8 +7,7 @@
  */
 import { Cause, Context, Data, Effect, Option } from "effect"
 import type { RedisError } from "../../platform/redis.ts"
-import type { LockContended } from "./errors.ts"
-import { Fatal } from "./errors.ts"
+import { Fatal, FencingRejected, type LockContended } from "./errors.ts"
 import { type Held, Locks } from "./lock.ts"
 
 /** Every key held until the unit's transaction is over: the unit's own, or taken for it. */
@@ -55,7 +54,8 @@ export const beforeCommit = <E, R>(key: string, work: Effect.Effect<void, E, R>)
  * lock keys) with its own tokens, the rest taken at once, all or nothing, and given back only once
  * the unit's transaction is over. A lock given back before commit would let the key's next holder
  * wait on the rows written under it while this unit waits on a lock that holder has: a deadlock
- * only the lock's wait breaks. Outside the consumer runtime, `Locks.withLocks`.
+ * only the lock's wait breaks. A fence rejection of one of them raises its counter, as `withLocks`
+ * does. Outside the consumer runtime, `Locks.withLocks`.
  */
 export const withUnitLocks = <A, E, R>(
   keys: ReadonlyArray<string>,
@@ -64,7 +64,13 @@ export const withUnitLocks = <A, E, R>(
   Effect.flatMap(Effect.serviceOption(UnitWork), (unit) =>
     Option.isNone(unit)
       ? Effect.flatMap(Locks, (locks) => locks.withLocks(keys, use))
-      : Effect.flatMap(unit.value.lock(keys), use),
+      : Effect.flatMap(unit.value.lock(keys), (held) =>
+          Effect.tapError(use(held), (error) =>
+            error instanceof FencingRejected && held.has(error.lockKey)
+              ? Effect.flatMap(Locks, (locks) => locks.catchUp(error))
+              : Effect.void,
+          ),
+        ),
   )
 
 /** Deferred work failed; `index` is the event (in its unit) that registered its key first. */

@@ -95,6 +95,8 @@ export class Locks extends Context.Tag("hashinsight/engine/Locks")<
     readonly hold: (
       keys: ReadonlyArray<string>,
     ) => Effect.Effect<ReadonlyMap<string, Held>, LockContended | RedisError, Scope.Scope>
+    /** What `withLocks` does on a fence rejection of one of its keys, for locks taken by `hold`. */
+    readonly catchUp: (error: FencingRejected) => Effect.Effect<void>
   }
 >() {
   /** Needs a scope: one fiber renews every lock set held through this service. */
@@ -243,7 +245,7 @@ export class Locks extends Context.Tag("hashinsight/engine/Locks")<
       const withLock = <A, E, R>(key: string, use: (held: Held) => Effect.Effect<A, E, R>) =>
         withLocks([key], (held) => use(held.get(key)!))
 
-      return Locks.of({ withLock, withLocks, hold })
+      return Locks.of({ withLock, withLocks, hold, catchUp })
     })
 
   static readonly layerWith = (options: LockOptions) => Layer.scoped(Locks, Locks.make(options))
