@@ -6,7 +6,7 @@
  * stale-while-revalidate cache. Everything not named here is the engine's own business.
  */
 export { Cache, type InvalidateTarget, type SwrOptions } from "./cache/swr.ts"
-export { beforeCommit, beforeCommitBatch } from "./consumer/before-commit.ts"
+export { beforeCommit, beforeCommitBatch, withUnitLocks } from "./consumer/before-commit.ts"
 export { classify, type Dependency, type Verdict } from "./consumer/classify.ts"
 export {
   type ConsumerDefinition,

@@ -6,9 +6,10 @@
 import { describe, expect } from "bun:test"
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
-import { beforeCommit } from "../../src/engine/consumer/before-commit.ts"
+import { beforeCommit, withUnitLocks } from "../../src/engine/consumer/before-commit.ts"
 import { defineConsumer, on } from "../../src/engine/consumer/definition.ts"
-import { Fatal } from "../../src/engine/consumer/errors.ts"
+import { Fatal, FencingRejected } from "../../src/engine/consumer/errors.ts"
+import { fenceKey, type Locks } from "../../src/engine/consumer/lock.ts"
 import { decodeRetryPolicy } from "../../src/engine/consumer/retry.ts"
 import { Redis } from "../../src/platform/redis.ts"
 import {
@@ -187,5 +188,102 @@ describe("locked chunks", () => {
         expect(BigInt(fence!.token)).toBeGreaterThan(9000000000000000n)
       }),
     { timeout: 60_000 },
+  )
+})
+
+describe("locks taken for a unit", () => {
+  effectTest(
+    "deferred work holds every key it asks for until the unit's transaction is over, reusing the keys its unit holds",
+    () =>
+      Effect.gen(function* () {
+        yield* ensureEffectsTable
+        const topic = workTopic()
+        const group = uniqueId("unit-locks")
+        const users = ["a", "b", "c"].map((u) => uniqueId(u))
+        const keys = users.map((u) => `lock:user:${u}:unit`)
+        const keyOf = (label: string) => keys[Number(label.split("-")[1]) % 3]!
+        const redis = yield* Redis
+        const stillHeld: Array<boolean> = []
+        const consumer = defineConsumer<Locks>({
+          name: "unit-locks",
+          group,
+          retry: noRetries,
+          subscriptions: [
+            on(
+              topic,
+              {
+                Work: (p, meta) =>
+                  Effect.gen(function* () {
+                    yield* writeEffect(group, meta.eventId, meta.tenantId, p.label)
+                    if (!p.label.startsWith("all")) return
+                    yield* beforeCommit(
+                      `all:${meta.eventId}`,
+                      Effect.gen(function* () {
+                        yield* withUnitLocks(keys, () => Effect.void)
+                        // Given back only after the transaction: still ours once `use` is over.
+                        const values = yield* redis.use("mget", (c) => c.mget(...keys))
+                        stillHeld.push(values.every((v) => v !== null))
+                      }),
+                    )
+                  }),
+              },
+              { lockKey: (p) => (p.label.startsWith("all") ? undefined : keyOf(p.label)) },
+            ),
+          ],
+        })
+        const records = Array.from({ length: 40 }, (_, i) =>
+          workRecord({ label: i % 10 === 9 ? `all-${i}` : `e-${i}` }, { key: "p" }),
+        )
+        const started = Date.now()
+        yield* produce(topic.name, records)
+        yield* startMember(consumer)
+        yield* eventually(Effect.map(effectCounts(group), (c) => c.size >= records.length))
+        // No unit waited out a lock, not even one its own events held (without retries, such a wait
+        // would have dead-lettered the event).
+        expect(Date.now() - started).toBeLessThan(10_000)
+        expect(yield* dlqRows(group)).toEqual([])
+        expect(stillHeld.length).toBeGreaterThanOrEqual(4)
+        expect(stillHeld.every((held) => held)).toBe(true)
+        yield* eventually(
+          Effect.map(
+            redis.use("mget", (c) => c.mget(...keys)),
+            (values) => values.every((v) => v === null),
+          ),
+        )
+      }),
+    { timeout: 60_000 },
+  )
+})
+
+describe("a fence rejection of a key taken for a unit", () => {
+  effectTest("raises that key's counter, as for the unit's own keys", () =>
+    Effect.gen(function* () {
+      const topic = workTopic()
+      const group = uniqueId("unit-catch-up")
+      const key = `lock:user:${uniqueId("u")}:unit`
+      const redis = yield* Redis
+      // Above the clock-seeded counter (microseconds), and exact in a double.
+      const newest = Date.now() * 1000 + 1_000_000_000
+      const consumer = defineConsumer<Locks>({
+        name: "unit-catch-up",
+        group,
+        retry: noRetries,
+        subscriptions: [
+          on(topic, {
+            Work: () =>
+              beforeCommit(
+                "reprice",
+                withUnitLocks([key], (held) =>
+                  Effect.fail(new FencingRejected({ lockKey: key, token: held.get(key)!.token, newest })),
+                ),
+              ),
+          }),
+        ],
+      })
+      yield* produce(topic.name, [workRecord({ label: "x" })])
+      yield* startMember(consumer)
+      yield* eventually(Effect.map(dlqRows(group), (rows) => rows.length === 1))
+      expect(Number(yield* redis.use("get", (c) => c.get(fenceKey(key))))).toBe(newest)
+    }),
   )
 })

@@ -6,7 +6,14 @@
  * the unit belongs here. Outside the consumer runtime (a direct call, a test) the work runs at once.
  */
 import { Cause, Context, Data, Effect, Option } from "effect"
-import { Fatal } from "./errors.ts"
+import type { RedisError } from "../../platform/redis.ts"
+import { Fatal, FencingRejected, type LockContended } from "./errors.ts"
+import { type Held, Locks } from "./lock.ts"
+
+/** Every key held until the unit's transaction is over: the unit's own, or taken for it. */
+export type UnitLocks = (
+  keys: ReadonlyArray<string>,
+) => Effect.Effect<ReadonlyMap<string, Held>, LockContended | RedisError>
 
 export class UnitWork extends Context.Tag("hashinsight/engine/UnitWork")<
   UnitWork,
@@ -16,6 +23,7 @@ export class UnitWork extends Context.Tag("hashinsight/engine/UnitWork")<
       item: unknown,
       run: (items: ReadonlyArray<unknown>) => Effect.Effect<void, unknown>,
     ) => Effect.Effect<void>
+    readonly lock: UnitLocks
   }
 >() {}
 
@@ -41,6 +49,30 @@ export const beforeCommitBatch = <A, E, R>(
 export const beforeCommit = <E, R>(key: string, work: Effect.Effect<void, E, R>): Effect.Effect<void, E, R> =>
   beforeCommitBatch(key, undefined, () => work)
 
+/**
+ * Runs `use` holding every key until the end of the unit: keys the unit already holds (its events'
+ * lock keys) with its own tokens, the rest taken at once, all or nothing, and given back only once
+ * the unit's transaction is over. A lock given back before commit would let the key's next holder
+ * wait on the rows written under it while this unit waits on a lock that holder has: a deadlock
+ * only the lock's wait breaks. A fence rejection of one of them raises its counter, as `withLocks`
+ * does. Outside the consumer runtime, `Locks.withLocks`.
+ */
+export const withUnitLocks = <A, E, R>(
+  keys: ReadonlyArray<string>,
+  use: (held: ReadonlyMap<string, Held>) => Effect.Effect<A, E, R>,
+): Effect.Effect<A, E | LockContended | RedisError, R | Locks> =>
+  Effect.flatMap(Effect.serviceOption(UnitWork), (unit) =>
+    Option.isNone(unit)
+      ? Effect.flatMap(Locks, (locks) => locks.withLocks(keys, use))
+      : Effect.flatMap(unit.value.lock(keys), (held) =>
+          Effect.tapError(use(held), (error) =>
+            error instanceof FencingRejected && held.has(error.lockKey)
+              ? Effect.flatMap(Locks, (locks) => locks.catchUp(error))
+              : Effect.void,
+          ),
+        ),
+  )
+
 /** Deferred work failed; `index` is the event (in its unit) that registered its key first. */
 export class DeferredFailed extends Data.TaggedError("DeferredFailed")<{
   readonly index: number
@@ -54,13 +86,14 @@ interface Entry {
   readonly run: (items: ReadonlyArray<unknown>) => Effect.Effect<void, unknown>
 }
 
-/** The registry of one transaction attempt. */
-export const makeUnitWork = () => {
+/** The registry of one transaction attempt; `lock` takes keys for the unit (see `withUnitLocks`). */
+export const makeUnitWork = (lock: UnitLocks) => {
   const entries = new Map<string, Entry>()
   return {
     /** The service a handler of the unit's `index`-th event sees. */
     forEvent: (index: number, tenantId: string) =>
       UnitWork.of({
+        lock,
         defer: (key, item, run) =>
           Effect.sync(() => {
             const entry = entries.get(key)

@@ -7,7 +7,7 @@
  * brings a counter that fell behind the database (Redis data loss) back up: see `catchUp`.
  */
 import { SqlClient } from "@effect/sql"
-import { Context, Duration, Effect, Layer, Schedule } from "effect"
+import { Context, Duration, Effect, Layer, Schedule, type Scope } from "effect"
 import { Redis, type RedisError } from "../../platform/redis.ts"
 import { FencingRejected, LockContended } from "./errors.ts"
 
@@ -52,10 +52,16 @@ export interface LockOptions {
   readonly renewEvery: Duration.Duration
 }
 
+/**
+ * A ttl well inside one `wait`: the lock of a holder that died (SIGKILL, a lost host) is free again
+ * before the member that took over its partitions has spent one attempt on it, instead of costing
+ * that key's events their retry budget. A live holder renews three times per ttl, so only a process
+ * that stalls for most of a ttl loses its lock — and fencing refuses whatever it then commits.
+ */
 export const defaultLockOptions: LockOptions = {
-  ttl: Duration.seconds(60),
+  ttl: Duration.seconds(6),
   wait: Duration.seconds(10),
-  renewEvery: Duration.seconds(20),
+  renewEvery: Duration.seconds(2),
 }
 
 export interface Held {
@@ -82,6 +88,15 @@ export class Locks extends Context.Tag("hashinsight/engine/Locks")<
       keys: ReadonlyArray<string>,
       use: (held: ReadonlyMap<string, Held>) => Effect.Effect<A, E, R>,
     ) => Effect.Effect<A, E | LockContended | RedisError, R>
+    /**
+     * Takes every key at once, as `withLocks` does, and holds them until the scope closes: for a
+     * unit that must keep them until its transaction is over (`withUnitLocks`).
+     */
+    readonly hold: (
+      keys: ReadonlyArray<string>,
+    ) => Effect.Effect<ReadonlyMap<string, Held>, LockContended | RedisError, Scope.Scope>
+    /** What `withLocks` does on a fence rejection of one of its keys, for locks taken by `hold`. */
+    readonly catchUp: (error: FencingRejected) => Effect.Effect<void>
   }
 >() {
   /** Needs a scope: one fiber renews every lock set held through this service. */
@@ -148,25 +163,26 @@ export class Locks extends Context.Tag("hashinsight/engine/Locks")<
         )
 
       // Every held set, renewed by one loop: each is renewed within `renewEvery` of being taken.
+      // The sets are read at each round (suspended): read once, the loop renewed nothing ever.
       const held = new Map<string, ReadonlyArray<string>>()
-      const renewAll = Effect.forEach(
-        Array.from(held),
-        ([token, keys]) =>
-          perKey("lock.renew", keys, (key) => [renewScript, 1, key, token, ttlMs]).pipe(
-            Effect.flatMap((renewed) =>
-              Effect.forEach(keys, (key, i) =>
-                renewed[i] === 1 || !held.has(token)
-                  ? Effect.void
-                  : Effect.logWarning(`lock ${key} was lost while held; fencing will reject a late write`),
+      const renewAll = Effect.suspend(() =>
+        Effect.forEach(
+          Array.from(held),
+          ([token, keys]) =>
+            perKey("lock.renew", keys, (key) => [renewScript, 1, key, token, ttlMs]).pipe(
+              Effect.flatMap((renewed) =>
+                Effect.forEach(keys, (key, i) =>
+                  renewed[i] === 1 || !held.has(token)
+                    ? Effect.void
+                    : Effect.logWarning(`lock ${key} was lost while held; fencing will reject a late write`),
+                ),
               ),
+              Effect.ignore,
             ),
-            Effect.ignore,
-          ),
-        { discard: true },
+          { discard: true },
+        ),
       )
-      yield* Effect.forkScoped(
-        Effect.suspend(() => renewAll).pipe(Effect.delay(options.renewEvery), Effect.forever),
-      )
+      yield* Effect.forkScoped(renewAll.pipe(Effect.delay(options.renewEvery), Effect.forever))
 
       /**
        * A fence rejection means the database has seen a newer token than this counter hands out:
@@ -193,6 +209,15 @@ export class Locks extends Context.Tag("hashinsight/engine/Locks")<
           Effect.ignore,
         )
 
+      const take = (sorted: ReadonlyArray<string>, token: string) =>
+        Effect.tap(acquire(sorted, token), () => Effect.sync(() => held.set(token, sorted)))
+
+      const giveBack = (sorted: ReadonlyArray<string>, token: string) =>
+        Effect.zipRight(
+          Effect.sync(() => held.delete(token)),
+          release(sorted, token),
+        )
+
       const withLocks = <A, E, R>(
         keys: ReadonlyArray<string>,
         use: (held: ReadonlyMap<string, Held>) => Effect.Effect<A, E, R>,
@@ -200,23 +225,27 @@ export class Locks extends Context.Tag("hashinsight/engine/Locks")<
         const sorted = Array.from(new Set(keys)).sort()
         const token = crypto.randomUUID()
         return Effect.acquireUseRelease(
-          Effect.tap(acquire(sorted, token), () => Effect.sync(() => held.set(token, sorted))),
+          take(sorted, token),
           (locks) =>
             Effect.tapError(use(locks), (error) =>
               error instanceof FencingRejected && locks.has(error.lockKey) ? catchUp(error) : Effect.void,
             ),
-          () =>
-            Effect.zipRight(
-              Effect.sync(() => held.delete(token)),
-              release(sorted, token),
-            ),
+          () => giveBack(sorted, token),
         ).pipe(Effect.withSpan("Locks.withLocks", { attributes: { keys: sorted.length } }))
+      }
+
+      const hold = (keys: ReadonlyArray<string>) => {
+        const sorted = Array.from(new Set(keys)).sort()
+        const token = crypto.randomUUID()
+        return Effect.acquireRelease(take(sorted, token), () => giveBack(sorted, token)).pipe(
+          Effect.withSpan("Locks.hold", { attributes: { keys: sorted.length } }),
+        )
       }
 
       const withLock = <A, E, R>(key: string, use: (held: Held) => Effect.Effect<A, E, R>) =>
         withLocks([key], (held) => use(held.get(key)!))
 
-      return Locks.of({ withLock, withLocks })
+      return Locks.of({ withLock, withLocks, hold, catchUp })
     })
 
   static readonly layerWith = (options: LockOptions) => Layer.scoped(Locks, Locks.make(options))

@@ -2,7 +2,8 @@
  * Runs units of records to completion: effects committed with their inbox rows, or the record in
  * the DLQ. Only then may the runtime resolve the offset. A chunk of events is claimed and handled
  * in one transaction (the throughput path): the distinct lock keys its events name are taken
- * together first and fenced together at commit. When one of its handlers (or the work it deferred
+ * together first and fenced together at commit; keys its deferred work asks for (`withUnitLocks`)
+ * are taken for the unit and, like those, given back only once its transaction is over. When one of its handlers (or the work it deferred
  * with `beforeCommit`) fails, the events before it are redone as a chunk, the failing one continues
  * on the per-event path (its failed try counted as attempt 1) and the rest follow; when the locks
  * cannot be had, or a fence rejects, every event goes the per-event path. Retries wait outside any
@@ -15,11 +16,11 @@
  * it is no longer ours.
  */
 import { SqlClient } from "@effect/sql"
-import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Schedule } from "effect"
+import { Cause, Clock, Context, Data, Duration, Effect, Either, Metric, Schedule, Scope } from "effect"
 import { useTenant, withTenant } from "../../platform/db.ts"
 import { eventTimeMs } from "../event-time.ts"
 import { headersAsText } from "../record.ts"
-import { DeferredFailed, makeUnitWork, UnitWork } from "./before-commit.ts"
+import { DeferredFailed, makeUnitWork, type UnitLocks, UnitWork } from "./before-commit.ts"
 import { classify, type Verdict } from "./classify.ts"
 import type { ConsumerDefinition, EventMeta } from "./definition.ts"
 import { countRepeats, markReplayed, markReplayFailed, writeDeadLetter } from "./dlq.ts"
@@ -119,6 +120,30 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
       )
     }
 
+    /**
+     * What `withUnitLocks` takes for a unit: the keys it holds (`held`, its events' locks and those
+     * taken for it so far) with their tokens, the others into `scope`, which closes once the unit's
+     * transaction is over.
+     */
+    const unitLocks =
+      (held: Map<string, Held>, scope: Scope.Scope): UnitLocks =>
+      (keys) => {
+        const missing = [...new Set(keys)].filter((key) => !held.has(key))
+        return Effect.map(
+          missing.length === 0
+            ? Effect.succeed(new Map<string, Held>())
+            : Scope.extend(locks.hold(missing), scope),
+          (taken) => {
+            for (const [key, h] of taken) held.set(key, h)
+            return new Map(keys.map((key) => [key, held.get(key)!]))
+          },
+        )
+      }
+
+    /** `use` with a scope of its own, closed once it is over (its transaction included). */
+    const inUnitScope = <A, E, R>(use: (scope: Scope.Scope) => Effect.Effect<A, E, R>) =>
+      Effect.scoped(Effect.flatMap(Effect.scope, use))
+
     const deadLetter = (p: Exclude<Parsed, { _tag: "Skip" }>, verdict: Verdict, attempts: number) =>
       Effect.gen(function* () {
         const failure = { errorTag: verdict.tag, errorMessage: verdict.message, attempts }
@@ -157,7 +182,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
      * One attempt of one event: claim, handle, deferred work, fence, close a replayed DLQ row — one
      * transaction; then the repeat of an event the DLQ holds, counted on its entry.
      */
-    const attemptOne = (r: Ready, attempt: number, lock: Held | undefined) =>
+    const attemptOne = (r: Ready, attempt: number, lock: Held | undefined, scope: Scope.Scope) =>
       withTenant(r.meta.tenantId)(
         Effect.gen(function* () {
           const c = yield* r.replayDlqId === undefined
@@ -171,7 +196,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
               ? "dead-lettered"
               : "duplicate"
           if (outcome === "processed") {
-            const work = makeUnitWork()
+            const work = makeUnitWork(unitLocks(new Map(lock ? [[lock.key, lock]] : []), scope))
             yield* invoke(r, attempt, lock, work.forEvent(0, r.meta.tenantId))
             yield* work.flush(() => Effect.void).pipe(Effect.mapError((e) => e.error))
             if (lock) yield* fenceAll([lock])
@@ -217,9 +242,11 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
           const outcome: Either.Either<"processed" | "duplicate" | "dead-lettered", unknown> = failed
             ? Either.left(failed.error)
             : yield* Effect.either(
-                r.lockKey === undefined
-                  ? attemptOne(r, attempt, undefined)
-                  : locks.withLock(r.lockKey, (held) => attemptOne(r, attempt, held)),
+                inUnitScope((scope) =>
+                  r.lockKey === undefined
+                    ? attemptOne(r, attempt, undefined, scope)
+                    : locks.withLock(r.lockKey, (held) => attemptOne(r, attempt, held, scope)),
+                ),
               )
           failed = undefined
           if (Either.isRight(outcome)) {
@@ -249,7 +276,11 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
      * deferred work, so every statement sees only its event's tenant while partition order is kept.
      * `held` has the chunk's locks; the keys of the events that ran are fenced just before commit.
      */
-    const runChunkTransaction = (items: ReadonlyArray<Ready>, held: ReadonlyMap<string, Held>) =>
+    const runChunkTransaction = (
+      items: ReadonlyArray<Ready>,
+      held: ReadonlyMap<string, Held>,
+      scope: Scope.Scope,
+    ) =>
       withTenant(items[0]!.meta.tenantId)(
         Effect.gen(function* () {
           const byTenant = new Map<string, Array<Ready>>()
@@ -266,7 +297,7 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
             for (const id of c.claimed) claimed.add(id)
             for (const [id, entry] of c.deadLettered) deadLettered.set(id, entry)
           }
-          const work = makeUnitWork()
+          const work = makeUnitWork(unitLocks(new Map(held), scope))
           const used = new Map<string, Held>()
           const ran: Array<Ready> = []
           for (const [index, r] of items.entries()) {
@@ -292,10 +323,10 @@ export const makeProcessor = <R>(def: ConsumerDefinition<R>, outages: Outages) =
 
     const runChunk = (items: ReadonlyArray<Ready>) => {
       const keys = items.flatMap((r) => (r.lockKey === undefined ? [] : [r.lockKey]))
-      return (
+      return inUnitScope((scope) =>
         keys.length === 0
-          ? runChunkTransaction(items, new Map())
-          : locks.withLocks(keys, (held) => runChunkTransaction(items, held))
+          ? runChunkTransaction(items, new Map(), scope)
+          : locks.withLocks(keys, (held) => runChunkTransaction(items, held, scope)),
       ).pipe(
         Effect.mapError((e) =>
           e instanceof ChunkFailed

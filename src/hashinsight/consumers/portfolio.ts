@@ -7,13 +7,12 @@
 import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { Cache } from "../../engine/cache/swr.ts"
-import { beforeCommit, beforeCommitBatch } from "../../engine/consumer/before-commit.ts"
+import { beforeCommit, beforeCommitBatch, withUnitLocks } from "../../engine/consumer/before-commit.ts"
 import { defineConsumer, type EventMeta, on } from "../../engine/consumer/definition.ts"
 import { Fatal, FencingRejected } from "../../engine/consumer/errors.ts"
-import { Locks } from "../../engine/consumer/lock.ts"
 import { invalidatePortfolios } from "../cache-keys.ts"
 import { postToLedger } from "../portfolio/ledger.ts"
-import { recalculatePortfolio, recalculatePortfolios, StaleFenceToken } from "../portfolio/recalculate.ts"
+import { recalculatePortfolios, StaleFenceToken } from "../portfolio/recalculate.ts"
 import { minerTopic, opsTopic, treasuryTopic } from "../topics.ts"
 import { afterUnit } from "./after-unit.ts"
 import { consumerGroups } from "./groups.ts"
@@ -35,12 +34,6 @@ export const asLockFencing = <A, E, R>(self: Effect.Effect<A, E | StaleFenceToke
     e instanceof StaleFenceToken
       ? new FencingRejected({ lockKey: portfolioLockKey(e.userId), token: e.fenceToken, newest: e.newest })
       : e,
-  )
-
-const recalculate = (tenantId: string, userId: string, token: number) =>
-  Effect.zipRight(
-    asLockFencing(recalculatePortfolio(tenantId, userId, token)),
-    dropCached(tenantId, [userId]),
   )
 
 /**
@@ -76,20 +69,29 @@ const usersToReprice = Effect.gen(function* () {
 })
 
 /**
- * A market event reprices every user of the tenant, each under their own lock. Locks are taken
- * one at a time in user order, so two members cannot wait on each other; a user being recalculated
- * elsewhere right now is waited for (the lock's budget, then a retry by policy). Several market
- * events of a tenant in one unit reprice once, at the newest market data.
+ * A market event reprices every user of the tenant, holding all their locks at once until the unit
+ * commits (`withUnitLocks`, reusing the locks its unit already holds). Taken one at a time and given
+ * back after each user, a lock let a treasury unit holding the next user's lock take that user and
+ * wait on the row the reprice had written, while the reprice waited for the lock that unit held.
+ * Several market events of a tenant in one unit reprice once, at the newest market data.
  */
 const repriceTenant = (meta: EventMeta) =>
   beforeCommit(
     `reprice:${meta.tenantId}`,
     Effect.gen(function* () {
-      const locks = yield* Locks
-      for (const userId of yield* usersToReprice)
-        yield* locks.withLock(portfolioLockKey(userId), (held) =>
-          recalculate(meta.tenantId, userId, held.token),
-        )
+      const users = yield* usersToReprice
+      if (users.length === 0) return
+      yield* withUnitLocks(users.map(portfolioLockKey), (held) =>
+        Effect.zipRight(
+          asLockFencing(
+            recalculatePortfolios(
+              meta.tenantId,
+              users.map((userId) => ({ userId, fenceToken: held.get(portfolioLockKey(userId))!.token })),
+            ),
+          ),
+          dropCached(meta.tenantId, users),
+        ),
+      )
     }),
   )
 
