@@ -126,7 +126,8 @@ export class Cache extends Context.Tag("hashinsight/engine/Cache")<
         const locked = yield* redis
           .use("cache.locked", (c) => c.exists(lockKey(key)))
           .pipe(Effect.orElseSucceed(() => 0))
-        if (locked === 0) return Option.none<A>()
+        // The holder may have stored its value and unlocked between the two reads: look once more.
+        if (locked === 0) return Option.map(yield* read(key), (entry) => entry.value as A)
         return yield* Effect.fail("still loading elsewhere" as const)
       })
       return poll.pipe(
